@@ -1,0 +1,49 @@
+# Fashion AI Studio. Quick start: `make run` (serve the site) and `make test` (the whole suite).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup system-deps run test test-postgres test-sqlite lint bench clean
+
+help:
+	@echo "make run    set everything up and serve the site on http://127.0.0.1:8000"
+	@echo "make test   set everything up and run the whole suite (+ ruff and mypy)"
+	@echo "make bench  run the benchmarks under bench/"
+
+# The virtualenv is rebuilt when any requirements file changes. mediapipe goes in without its
+# dependencies: its full tree pulls jax (~1.1 GB); what the engine needs is in fashionai/requirements.txt.
+$(STAMP): requirements.txt requirements-dev.txt fashionai/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt -r fashionai/requirements.txt
+	$(PIP) install --quiet --disable-pip-version-check --no-deps mediapipe==0.10.21
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages the suite needs (redis-server, chromium, PostgreSQL), installed only where missing.
+system-deps:
+	@scripts/ensure-system-packages.sh test
+
+run: $(STAMP)
+	@scripts/ensure-system-packages.sh run
+	$(PY) scripts/dev.py
+
+test: system-deps $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) scripts/testenv.py -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/testenv.py --no-s3 --no-postgres -- $(PY) -m pytest -m smoke -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+bench: system-deps $(STAMP)
+	$(PY) scripts/testenv.py -- $(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,237 @@
+"""The product's data: photos, edit jobs, the credits ledger and operator signals.
+
+Files live in Django's default storage (local or private S3) under per-user, unguessable keys.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def _user_file_key(folder: str, instance: Any, filename: str) -> str:
+    # A random key per file: nobody can guess another user's object names, and nothing is overwritten.
+    suffix = PurePosixPath(filename).suffix.lower() or ".bin"
+    return f"users/{instance.owner_id}/{folder}/{uuid.uuid4().hex}{suffix}"
+
+
+def photo_upload_to(instance: Photo, filename: str) -> str:
+    return _user_file_key("photos", instance, filename)
+
+
+def result_upload_to(instance: EditJob, filename: str) -> str:
+    return _user_file_key("results", instance, filename)
+
+
+def thumbnail_upload_to(instance: Any, filename: str) -> str:
+    return _user_file_key("thumbs", instance, filename)
+
+
+class Clothing(models.TextChoices):
+    TOPWEAR = "topwear", "Topwear"
+    BOTTOMWEAR = "bottomwear", "Bottomwear"
+
+
+class Photo(models.Model):
+    """An uploaded photo, already normalised: EXIF-transposed, RGB, metadata stripped, 512x512 crop."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
+    image = models.ImageField(upload_to=photo_upload_to, width_field="width", height_field="height")
+    thumbnail = models.ImageField(upload_to=thumbnail_upload_to, blank=True)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveIntegerField(default=0)
+    original_name = models.CharField(max_length=255, blank=True)
+    # Set when the photo is a previous edit's result ("edit again").
+    source_job = models.ForeignKey(
+        "EditJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived_photos"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="photo_owner_recent")]
+
+    def __str__(self) -> str:
+        return f"Photo {self.id} of user {self.owner_id}"
+
+
+class EditJob(models.Model):
+    """One edit request and its whole life at the provider."""
+
+    class State(models.TextChoices):
+        CREATED = "created", "Created"
+        SUBMITTED = "submitted", "Submitted"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    IN_FLIGHT_STATES = (State.CREATED, State.SUBMITTED)
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.EXPIRED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edit_jobs")
+    photo = models.ForeignKey(Photo, on_delete=models.PROTECT, related_name="edit_jobs")
+    prompt = models.CharField(max_length=500)
+    clothing = models.CharField(max_length=16, choices=Clothing.choices, default=Clothing.TOPWEAR)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CREATED)
+    cost_credits = models.PositiveIntegerField()
+
+    # The provider's handle on the job; stored before anything else after submit.
+    request_id = models.CharField(max_length=128, blank=True, db_index=True)
+    status_url = models.URLField(max_length=500, blank=True)
+    response_url = models.URLField(max_length=500, blank=True)
+    provider_status = models.CharField(max_length=32, blank=True)  # QUEUED, PROCESSING, COMPLETED, FAILED
+    provider_metrics = models.JSONField(default=dict, blank=True)
+    inference_time = models.FloatField(null=True, blank=True)
+
+    # Why it failed: a short machine kind ("provider_failed", "provider_406", "expired", ...) and words.
+    error_code = models.CharField(max_length=64, blank=True)
+    error_detail = models.TextField(blank=True)
+
+    submit_attempts = models.PositiveIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    processing_at = models.DateTimeField(null=True, blank=True)
+    provider_completed_at = models.DateTimeField(null=True, blank=True)  # when we first saw COMPLETED
+    finished_at = models.DateTimeField(null=True, blank=True)  # entered a final state
+    updated_at = models.DateTimeField(auto_now=True)
+
+    result_image = models.ImageField(upload_to=result_upload_to, blank=True)
+    result_thumbnail = models.ImageField(upload_to=thumbnail_upload_to, blank=True)
+    source_job = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
+            models.Index(fields=["owner", "state", "-created_at"], name="job_owner_state_recent"),
+            models.Index(fields=["owner", "clothing", "-created_at"], name="job_owner_clothing_recent"),
+            models.Index(fields=["state", "next_poll_at"], name="job_state_next_poll"),
+            models.Index(fields=["created_at"], name="job_created"),
+            models.Index(fields=["finished_at"], name="job_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"EditJob {self.id} ({self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+
+class CreditAccount(models.Model):
+    """The cached balance. It always equals the sum of the user's ledger entries."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account")
+    balance = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(balance__gte=0), name="credit_balance_not_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.balance} credits"
+
+
+class CreditEntry(models.Model):
+    """An append-only ledger line. Positive amounts add credits, negative ones spend them."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", "Grant"  # sign-up bonus or staff grant
+        CHARGE = "charge", "Charge"  # reserved when an edit is submitted
+        REFUND = "refund", "Refund"  # a failed or expired edit gives its charge back
+        ADJUST = "adjust", "Adjustment"  # staff correction, either sign
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_entries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.IntegerField()
+    balance_after = models.IntegerField()
+    job = models.ForeignKey(EditJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="credit_entries")
+    reason = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "credit entries"
+        constraints = [
+            # A job is charged once and refunded at most once, whatever retries or races happen.
+            models.UniqueConstraint(
+                fields=["job", "kind"],
+                condition=Q(kind__in=["charge", "refund"]),
+                name="credit_one_charge_one_refund_per_job",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="credit_amount_not_zero"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="credit_user_recent"),
+            models.Index(fields=["created_at", "kind"], name="credit_created_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} for user {self.user_id}"
+
+
+class ProviderError(models.Model):
+    """One failed provider call (kept for the operators' error breakdown)."""
+
+    class Kind(models.TextChoices):
+        BAD_REQUEST = "400", "400 bad request"
+        UNAUTHORIZED = "401", "401 key rejected"
+        FORBIDDEN = "403", "403 forbidden"
+        NOT_FOUND = "404", "404 not found"
+        NO_CREDITS = "406", "406 provider out of credits"
+        FAILED = "422", "422 job failed"
+        RATE_LIMITED = "429", "429 rate limited"
+        SERVER = "5xx", "5xx server error"
+        NETWORK = "network", "network error or timeout"
+        OTHER = "other", "other"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    job = models.ForeignKey(EditJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="provider_errors")
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at", "kind"], name="provider_error_created_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class OperatorAlert(models.Model):
+    """Something an operator must act on (out of provider credits, key rejected)."""
+
+    class Kind(models.TextChoices):
+        PROVIDER_NO_CREDITS = "provider_no_credits", "The provider account is out of credits (406)"
+        PROVIDER_KEY_REJECTED = "provider_key_rejected", "The provider rejected our API key (401)"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    message = models.CharField(max_length=500)
+    job = models.ForeignKey(EditJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["resolved_at", "-created_at"], name="alert_open_recent")]
+
+    def __str__(self) -> str:
+        return self.message

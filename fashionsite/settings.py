@@ -1,0 +1,261 @@
+"""Settings for Fashion AI Studio, read from the environment.
+
+Every value has an embedded default that needs nothing installed (SQLite, local media, Redis on
+127.0.0.1:6379, the self-hosted Fashion AI service on 127.0.0.1:8765), so `make run` works on a fresh
+machine. A malformed value fails loudly at start-up instead of silently falling back.
+`fashionsite.settings_production` hardens this module for real deployments.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A git-ignored .env (made by `make run`) may hold local values; real environment variables win.
+if (BASE_DIR / ".env").is_file() and not os.environ.get("FAI_IGNORE_DOTENV"):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def env_fraction(name: str, default: float) -> float:
+    value = env.float(name, default=default)
+    if not 0 <= value <= 1:
+        raise ImproperlyConfigured(f"{name} must be between 0 and 1, got {value!r}")
+    return value
+
+
+def env_positive_int(name: str, default: int, *, allow_zero: bool = False) -> int:
+    value = env.int(name, default=default)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+# --- Core -----------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# The fallback key is only for local development; production settings refuse to start without one.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-key-change-me-" + "x" * 40)
+ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django.contrib.sites",
+    "allauth",
+    "allauth.account",
+    "storages",
+    "editor",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "fashionsite.urls"
+WSGI_APPLICATION = "fashionsite.wsgi.application"
+SITE_ID = 1
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "editor.context_processors.credits",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite by default, PostgreSQL (production's database) via DATABASE_URL ---------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one SQLite file in `make run`: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (login rate limits, dashboard) ------------------------------------------------------
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# --- Auth and accounts (django-allauth) ---------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Fashion AI Studio] "
+# Brute force: allauth counts failed logins per IP and per account in the cache.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key"),
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+}
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "editor:home"
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+
+# --- Email: console in development, SMTP (EMAIL_URL=smtp+tls://user:pass@host:587) in production --
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Fashion AI Studio <noreply@localhost>")
+
+# --- I18N ----------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media -------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
+# How long a presigned URL handed to a browser stays valid (seconds).
+MEDIA_URL_EXPIRE_SECONDS = env_positive_int("MEDIA_URL_EXPIRE_SECONDS", 600)
+# The provider fetches the input image from a presigned URL; it must outlive a slow queue (> 1 h).
+PROVIDER_INPUT_URL_EXPIRE_SECONDS = env_positive_int("PROVIDER_INPUT_URL_EXPIRE_SECONDS", 7200)
+
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+if DEBUG:
+    # No collectstatic needed while developing.
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+if USE_S3:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            # Private bucket: objects carry no public ACL and every URL is presigned and expires.
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_URL_EXPIRE_SECONDS,
+            "file_overwrite": False,
+            "signature_version": "s3v4",
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="path"),
+        },
+    }
+
+# Upload limits (bytes and pixels) for photos.
+UPLOAD_MAX_BYTES = env_positive_int("UPLOAD_MAX_BYTES", 15 * 1024 * 1024)
+UPLOAD_MAX_PIXELS = env_positive_int("UPLOAD_MAX_PIXELS", 40_000_000)
+UPLOAD_MIN_SIDE = env_positive_int("UPLOAD_MIN_SIDE", 128)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- Product: credits and jobs --------------------------------------------------------------------
+STARTER_CREDITS = env_positive_int("STARTER_CREDITS", 10, allow_zero=True)
+EDIT_COST_CREDITS = env_positive_int("EDIT_COST_CREDITS", 1)
+MAX_JOBS_IN_FLIGHT_PER_USER = env_positive_int("MAX_JOBS_IN_FLIGHT_PER_USER", 5)
+
+# --- The Fashion AI provider (Segmind's protocol) ---------------------------------------------------
+SEGMIND_API_KEY = env.str("SEGMIND_API_KEY", default="")
+# The Segmind cloud when a Segmind key is given, else our self-hosted service.
+FASHION_AI_BASE_URL = env.str(
+    "FASHION_AI_BASE_URL",
+    default="https://api.segmind.com/v1" if SEGMIND_API_KEY else "http://127.0.0.1:8765/v1",
+).rstrip("/")
+if not FASHION_AI_BASE_URL.endswith("/v1"):
+    raise ImproperlyConfigured("FASHION_AI_BASE_URL must end in /v1 (the segmind SDK derives /v2 from it)")
+FASHION_AI_API_KEY = env.str("FASHION_AI_API_KEY", default="") or SEGMIND_API_KEY
+FASHION_AI_MODEL = env.str("FASHION_AI_MODEL", default="fashion-ai")
+FASHION_AI_TIMEOUT_SECONDS = env.float("FASHION_AI_TIMEOUT_SECONDS", default=30.0)
+# The provider forgets results after this long; the sweeper expires jobs that can no longer be saved.
+FASHION_AI_RETENTION_SECONDS = env_positive_int("FASHION_AI_RETENTION_SECONDS", 3600)
+# Give up on a job that has not finished after this long.
+FASHION_AI_JOB_DEADLINE_SECONDS = env_positive_int("FASHION_AI_JOB_DEADLINE_SECONDS", 1800)
+# Expected provider time before any history exists (Segmind measured ~64 s).
+FASHION_AI_EXPECTED_SECONDS = env.float("FASHION_AI_EXPECTED_SECONDS", default=64.0)
+FASHION_AI_RESULT_MAX_BYTES = env_positive_int("FASHION_AI_RESULT_MAX_BYTES", 20 * 1024 * 1024)
+# Send the input as a data URI instead of a presigned URL (for providers that cannot reach storage).
+FASHION_AI_SEND_DATA_URI = env.bool("FASHION_AI_SEND_DATA_URI", default=not USE_S3)
+
+# --- Celery -----------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# No result backend: tasks write their outcome to the database, nobody waits on AsyncResult.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# JSON only: never unpickle what arrives over the broker.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+# Ack after the task ran so a killed worker's message is redelivered; tasks are idempotent.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per process: polls are short and many, a greedy worker would hoard them.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Countdowns are short (< 2 min), far below the visibility timeout, so no duplicate redelivery.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_positive_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A poll or submit is one HTTP call; anything this slow is stuck.
+CELERY_TASK_SOFT_TIME_LIMIT = 90
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BEAT_SCHEDULE = {
+    "sweep-edit-jobs": {
+        "task": "editor.tasks.sweep_edit_jobs",
+        "schedule": timedelta(seconds=env_positive_int("SWEEP_INTERVAL_SECONDS", 30)),
+    },
+}
+# Tests run tasks eagerly only where they say so.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# --- Logging -------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
