@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from editor.selectors import credits_balance
+from editor.selectors.credits import credits_balance
 
 
 def credits(request: HttpRequest) -> dict[str, Any]:

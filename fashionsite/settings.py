@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "storages",
     "editor",
+    "editor.dashboard",
 ]
 
 MIDDLEWARE = [

@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from editor.selectors import credits_balance
+from editor.selectors.credits import credits_balance
 from editor.types import AuthedRequest, HttpRequest
 
 
