@@ -1,0 +1,107 @@
+"""`python -m fashionai serve ...` runs the service; `python -m fashionai edit IN PROMPT CLOTHING OUT` edits a file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from fashionai import config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fashionai.app import create_app
+
+    try:
+        settings = config.load(
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            engine=args.engine,
+            delay=args.delay,
+            fail_rate=args.fail_rate,
+            error_rate=args.error_rate,
+            retention=args.retention,
+            seed=args.seed,
+            rate_limit=args.rate_limit,
+            max_queue=args.max_queue,
+            credits=args.credits,
+            api_keys=args.api_keys,
+            fetch_allow_hosts=args.fetch_allow_hosts,
+            public_url=args.public_url,
+        )
+    except config.ConfigError as exc:
+        print(f"fashionai: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.fetch_allow_hosts:
+        logging.getLogger("fashionai").warning(
+            "image URLs are fetched from any host; set FASHIONAI_FETCH_ALLOW_HOSTS on a public deployment"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=args.access_log,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    from fashionai import engine, images
+
+    rgb = images.load_rgb_512(Path(args.input).read_bytes(), max_pixels=100_000_000)
+    try:
+        result, seconds = engine.edit(rgb, args.prompt, args.clothing)
+    except engine.EngineFailure as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    Path(args.output).write_bytes(images.encode_png(result.image))
+    print(f"{args.output}: {result.meta.get('applied')} on {args.clothing} in {seconds * 1000:.0f} ms")
+    print(result.meta["limitations"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fashionai", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (flags override FASHIONAI_* env variables)")
+    serve.add_argument("--host", help="bind address (FASHIONAI_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (FASHIONAI_PORT, default 8765)")
+    serve.add_argument("--workers", type=int, help="engine worker processes (FASHIONAI_WORKERS, default 1)")
+    serve.add_argument("--engine", choices=config.ENGINES, help="recolor (default) or passthrough (load tests)")
+    serve.add_argument("--delay", type=float, help="extra simulated seconds per job (FASHIONAI_DELAY)")
+    serve.add_argument("--fail-rate", type=float, help="fraction of jobs that end FAILED (FASHIONAI_FAIL_RATE)")
+    serve.add_argument("--error-rate", type=float, help="fraction of API calls answered 500/502/429")
+    serve.add_argument("--retention", type=float, help="seconds results are kept (FASHIONAI_RETENTION, 3600)")
+    serve.add_argument("--seed", type=int, help="seed for the fault knobs, for reproducible runs")
+    serve.add_argument("--rate-limit", type=int, help="submits per key per minute, 0 = off (FASHIONAI_RATE_LIMIT)")
+    serve.add_argument("--max-queue", type=int, help="jobs waiting for a worker before 429 (FASHIONAI_MAX_QUEUE)")
+    serve.add_argument("--credits", type=int, help="credits per key (FASHIONAI_CREDITS; default unlimited)")
+    serve.add_argument("--api-keys", help="comma-separated keys, key:credits allowed (FASHIONAI_API_KEYS)")
+    serve.add_argument("--fetch-allow-hosts", help="hosts image URLs may come from (FASHIONAI_FETCH_ALLOW_HOSTS)")
+    serve.add_argument("--public-url", help="base URL for absolute links when behind a proxy (FASHIONAI_PUBLIC_URL)")
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.set_defaults(func=_serve)
+
+    edit = sub.add_parser("edit", help="edit one image file and write a PNG")
+    edit.add_argument("input")
+    edit.add_argument("prompt")
+    edit.add_argument("clothing", choices=("topwear", "bottomwear"))
+    edit.add_argument("output")
+    edit.set_defaults(func=_edit)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

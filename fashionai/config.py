@@ -1,0 +1,136 @@
+"""Service settings: command-line flags override FASHIONAI_* environment variables, which override defaults.
+
+Parsing is strict: a malformed value stops the service with a message naming the variable, rather than silently
+running with a default nobody asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ENGINES = ("recolor", "passthrough")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    workers: int = 1
+    engine: str = "recolor"
+    delay: float = 0.0  # extra simulated processing seconds per job (does not hold an engine worker)
+    fail_rate: float = 0.0  # fraction of jobs that end FAILED
+    error_rate: float = 0.0  # fraction of API calls answered 500/502/429
+    retention: float = 3600.0  # seconds a finished request (and its image) is kept
+    seed: int | None = None  # makes the fault knobs reproducible
+    # key -> credits (None: unlimited). Empty dict: the service refuses to start without keys.
+    api_keys: dict[str, int | None] = field(default_factory=dict)
+    rate_limit: int = 0  # submits per key per minute, 0 = off
+    max_queue: int = 10000  # jobs waiting for an engine worker before submits get 429
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_image_bytes: int = 15 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    fetch_timeout: float = 15.0
+    # Empty: fetch from any host (development). Set: only these hosts ("*.example.com" allowed), and never from
+    # loopback/private/link-local/metadata addresses, also after redirects.
+    fetch_allow_hosts: tuple[str, ...] = ()
+    public_url: str | None = None  # base for absolute URLs when behind a proxy; default: the request's own host
+
+
+def _float(name: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} must be between {lo} and {hi}")
+    return value
+
+
+def _int(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} must be between {lo} and {hi}")
+    return value
+
+
+def parse_api_keys(raw: str, default_credits: int | None = None) -> dict[str, int | None]:
+    """`key1,key2:100` -> {key1: default_credits, key2: 100}. `:N` gives that key N credits."""
+    keys: dict[str, int | None] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, credits = item.partition(":")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"FASHIONAI_API_KEYS has an empty key in {item!r}")
+        keys[key] = _int("FASHIONAI_API_KEYS credits", credits.strip(), 0, 10**12) if sep else default_credits
+    return keys
+
+
+NUMERIC: dict[str, tuple[str, float, float]] = {
+    # attribute: (kind, min, max)
+    "port": ("int", 0, 65535),
+    "workers": ("int", 1, 64),
+    "delay": ("float", 0, 86400),
+    "fail_rate": ("float", 0, 1),
+    "error_rate": ("float", 0, 1),
+    "retention": ("float", 0.05, 30 * 86400),
+    "seed": ("int", 0, 2**63),
+    "rate_limit": ("int", 0, 10**9),
+    "max_queue": ("int", 1, 10**7),
+    "max_body_bytes": ("int", 1024, 2**31),
+    "max_image_bytes": ("int", 1024, 2**31),
+    "max_image_pixels": ("int", 1, 10**9),
+    "fetch_timeout": ("float", 0.1, 600),
+}
+
+
+def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment, then apply non-None overrides (command-line flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for attr, (kind, lo, hi) in NUMERIC.items():
+        name = "FASHIONAI_" + attr.upper()
+        raw = env.get(name, "").strip()
+        if raw:
+            values[attr] = _int(name, raw, int(lo), int(hi)) if kind == "int" else _float(name, raw, lo, hi)
+    for attr in ("host", "engine", "public_url"):
+        raw = env.get("FASHIONAI_" + attr.upper(), "").strip()
+        if raw:
+            values[attr] = raw
+    credits_raw = env.get("FASHIONAI_CREDITS", "").strip()
+    default_credits = _int("FASHIONAI_CREDITS", credits_raw, 0, 10**12) if credits_raw else None
+    keys_raw = str(overrides.pop("api_keys", None) or env.get("FASHIONAI_API_KEYS", ""))
+    credits_override = overrides.pop("credits", None)
+    if credits_override is not None:
+        default_credits = int(str(credits_override))
+    values["api_keys"] = parse_api_keys(keys_raw, default_credits)
+    hosts_raw = overrides.pop("fetch_allow_hosts", None) or env.get("FASHIONAI_FETCH_ALLOW_HOSTS", "")
+    values["fetch_allow_hosts"] = tuple(h.strip().lower() for h in str(hosts_raw).split(",") if h.strip())
+    for attr, value in overrides.items():
+        if value is not None:
+            values[attr] = value
+    settings = Settings(**values)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
+    if not settings.api_keys:
+        raise ConfigError("FASHIONAI_API_KEYS is empty: set at least one API key (comma-separated)")
+    for attr, (_kind, lo, hi) in NUMERIC.items():
+        value = getattr(settings, attr)
+        if value is not None and not lo <= float(value) <= hi:
+            raise ConfigError(f"{attr}={value!r} must be between {lo:g} and {hi:g}")

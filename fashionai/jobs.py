@@ -1,0 +1,101 @@
+"""In-memory job store with retention: a finished job (and its output file) is forgotten `retention` seconds later.
+
+Everything here runs on the event loop thread, so no locks are needed. Jobs do not survive a restart, like a
+provider's queue losing its results: the site treats the resulting 404 as an expired job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
+TERMINAL = (COMPLETED, FAILED)
+
+
+@dataclass
+class Job:
+    prompt: str
+    clothing: str
+    api_key: str
+    output_path: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # The output URL carries its own secret, so it can be fetched without the API key (like a presigned URL).
+    output_name: str = field(default_factory=lambda: secrets.token_urlsafe(18) + ".png")
+    state: str = QUEUED
+    created: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    expires_at: float | None = None
+    error: str | None = None
+    inference_time: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    simulate_failure: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class JobStore:
+    def __init__(self, retention: float) -> None:
+        self.retention = retention
+        self._jobs: dict[str, Job] = {}
+        self._by_output: dict[str, Job] = {}
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def add(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        self._by_output[job.output_name] = job
+
+    def get(self, job_id: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is not None and self._expired(job, time.monotonic()):
+            self._forget(job)
+            return None
+        return job
+
+    def get_by_output(self, name: str) -> Job | None:
+        job = self._by_output.get(name)
+        if job is None or job.state != COMPLETED:
+            return None
+        return self.get(job.id)
+
+    def finish(self, job: Job, state: str, *, error: str | None = None) -> None:
+        job.state = state
+        job.error = error
+        job.finished = time.monotonic()
+        job.expires_at = job.finished + self.retention
+        job.done.set()
+
+    def counts(self) -> dict[str, int]:
+        counts = {QUEUED: 0, PROCESSING: 0, COMPLETED: 0, FAILED: 0}
+        for job in self._jobs.values():
+            counts[job.state] += 1
+        return counts
+
+    def sweep(self) -> int:
+        now = time.monotonic()
+        expired = [job for job in self._jobs.values() if self._expired(job, now)]
+        for job in expired:
+            self._forget(job)
+        return len(expired)
+
+    def clear(self) -> None:
+        for job in list(self._jobs.values()):
+            self._forget(job)
+
+    @staticmethod
+    def _expired(job: Job, now: float) -> bool:
+        return job.expires_at is not None and now >= job.expires_at
+
+    def _forget(self, job: Job) -> None:
+        self._jobs.pop(job.id, None)
+        self._by_output.pop(job.output_name, None)
+        try:
+            os.unlink(job.output_path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,104 @@
+"""The bounded engine pool: N worker processes, each with its own mediapipe graph, fed one job at a time.
+
+Processes (not threads) because the engine is CPU-bound Python/numpy/OpenCV work: the HTTP event loop must stay free
+to answer submits and polls in milliseconds while every core is busy editing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("fashionai.pool")
+
+_ENGINE_NAME = "recolor"
+
+
+def _worker_init(engine_name: str) -> None:
+    global _ENGINE_NAME
+    _ENGINE_NAME = engine_name
+    # mediapipe/TFLite chatter on stderr is noise in a service log.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Each process gets one core's worth of work; OpenCV's own thread pool would oversubscribe the machine.
+    import cv2
+
+    cv2.setNumThreads(1)
+    if engine_name == "recolor":
+        from fashionai import engine
+
+        engine.warm_up()
+
+
+def _ping() -> int:
+    time.sleep(0.05)  # long enough that concurrent pings land on different processes
+    return os.getpid()
+
+
+def run_engine_job(rgb_bytes: bytes, prompt: str, clothing: str, out_path: str) -> dict[str, Any]:
+    """Runs inside a worker process. Returns a small dict (the image goes to `out_path`, not through the pipe)."""
+    import cv2
+
+    from fashionai import engine
+
+    rgb = np.frombuffer(rgb_bytes, dtype=np.uint8).reshape(engine.SIZE, engine.SIZE, 3)
+    try:
+        result, seconds = engine.edit(rgb, prompt, clothing, _ENGINE_NAME)
+    except engine.EngineFailure as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception:  # an engine bug must fail one job, not the worker
+        log.exception("engine crashed on a job")
+        return {"ok": False, "error": "The engine hit an internal error on this image."}
+    ok, png = cv2.imencode(".png", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        return {"ok": False, "error": "The engine could not encode the result image."}
+    tmp = out_path + ".tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(png.tobytes())
+    os.replace(tmp, out_path)  # readers never see a half-written file
+    return {"ok": True, "inference_time": seconds, "meta": result.meta}
+
+
+class EnginePool:
+    def __init__(self, workers: int, engine_name: str) -> None:
+        self.workers = workers
+        self.engine_name = engine_name
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # spawn, not fork: forking a process that runs an event loop and threads is unsafe.
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.engine_name,),
+        )
+
+    async def start(self) -> None:
+        """Start every worker and load its model now, so the first request isn't slow."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(self.workers)))
+
+    async def run(self, rgb: np.ndarray, prompt: str, clothing: str, out_path: str) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+        try:
+            return await loop.run_in_executor(executor, run_engine_job, rgb.tobytes(), prompt, clothing, out_path)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): fail this job and start a fresh pool for the next ones.
+            if self._executor is executor:  # only the first job to notice replaces the pool
+                log.error("engine worker died; restarting the pool")
+                self._executor = self._new_executor()
+                executor.shutdown(wait=False, cancel_futures=True)
+            return {"ok": False, "error": "The engine worker stopped unexpectedly while processing this image."}
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

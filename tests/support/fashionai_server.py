@@ -1,0 +1,142 @@
+"""Start the real self-hosted Fashion AI service as a subprocess, for tests.
+
+    from tests.support.fashionai_server import run_fashionai
+
+    with run_fashionai(delay=0.5) as fai:
+        client = SegmindClient(api_key=fai.api_key, base_url=fai.base_url)
+
+It picks a free port, waits until `GET /health` answers (workers started, models loaded), and kills the process on
+exit. Needs fashionai/requirements.txt (and mediapipe for engine="recolor") installed in the running interpreter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class FashionAIServer:
+    port: int
+    api_key: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What `SegmindClient(base_url=...)` takes: the SDK derives /v2 from it."""
+        return f"{self.root_url}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            # The service runs in its own process group (it has engine worker children): stop them all.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def run_fashionai(
+    *,
+    port: int | None = None,
+    api_keys: str = "test-key",
+    engine: str = "passthrough",
+    delay: float = 0,
+    fail_rate: float = 0,
+    error_rate: float = 0,
+    retention: float = 3600,
+    workers: int = 1,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[FashionAIServer]:
+    """Run `python -m fashionai serve` until the block exits. `api_key` on the result is the first key."""
+    port = port or free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "fashionai",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--engine",
+        engine,
+        "--workers",
+        str(workers),
+        "--delay",
+        str(delay),
+        "--fail-rate",
+        str(fail_rate),
+        "--error-rate",
+        str(error_rate),
+        "--retention",
+        str(retention),
+        *(extra_args or []),
+    ]
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("FASHIONAI_")}
+    child_env.update({"FASHIONAI_API_KEYS": api_keys, "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"})
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH", "")]))
+    child_env.update(env or {})
+    log_file = tempfile.NamedTemporaryFile(prefix="fashionai-", suffix=".log", delete=False)  # noqa: SIM115
+    log_path = Path(log_file.name)
+    process = subprocess.Popen(
+        args, cwd=REPO_ROOT, env=child_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log_file.close()
+    first_key = api_keys.split(",")[0].split(":")[0].strip()
+    server = FashionAIServer(port=port, api_key=first_key, process=process, log_path=log_path)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        server.stop()
+        log_path.unlink(missing_ok=True)
+
+
+def _wait_ready(server: FashionAIServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"fashionai exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.root_url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"fashionai did not become ready in {STARTUP_TIMEOUT:.0f}s:\n{server.log()}")
