@@ -23,6 +23,23 @@ if (BASE_DIR / ".env").is_file() and not os.environ.get("FAI_IGNORE_DOTENV"):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A strict boolean: anything but true/false/yes/no/on/off/1/0 is a configuration error."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():  # unset or left empty (as in .env.example): the default
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
 def env_fraction(name: str, default: float) -> float:
     value = env.float(name, default=default)
     if not 0 <= value <= 1:
@@ -38,7 +55,7 @@ def env_positive_int(name: str, default: int, *, allow_zero: bool = False) -> in
 
 
 # --- Core -----------------------------------------------------------------------------------
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+DEBUG = env_bool("DJANGO_DEBUG", True)
 # The fallback key is only for local development; production settings refuse to start without one.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-key-change-me-" + "x" * 40)
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
@@ -217,7 +234,21 @@ FASHION_AI_JOB_DEADLINE_SECONDS = env_positive_int("FASHION_AI_JOB_DEADLINE_SECO
 FASHION_AI_EXPECTED_SECONDS = env.float("FASHION_AI_EXPECTED_SECONDS", default=64.0)
 FASHION_AI_RESULT_MAX_BYTES = env_positive_int("FASHION_AI_RESULT_MAX_BYTES", 20 * 1024 * 1024)
 # Send the input as a data URI instead of a presigned URL (for providers that cannot reach storage).
-FASHION_AI_SEND_DATA_URI = env.bool("FASHION_AI_SEND_DATA_URI", default=not USE_S3)
+FASHION_AI_SEND_DATA_URI = env_bool("FASHION_AI_SEND_DATA_URI", not USE_S3)
+
+# --- Edit job polling (editor/polling.py). Every timing is a setting so tests can run them fast.
+# Densest poll interval, used near a job's expected finish: how late we may see COMPLETED.
+POLL_MIN_INTERVAL_SECONDS = env.float("POLL_MIN_INTERVAL_SECONDS", default=1.0)
+# Longest single countdown; far below the broker's visibility timeout so no message is redelivered twice.
+POLL_MAX_INTERVAL_SECONDS = env.float("POLL_MAX_INTERVAL_SECONDS", default=30.0)
+# While young, wait this fraction of the time left until the expected finish (sparse early, dense late).
+POLL_APPROACH_FRACTION = env_fraction("POLL_APPROACH_FRACTION", 0.5)
+# Longest wait after 429/5xx/network errors (Retry-After may ask for less, never for more than this).
+POLL_BACKOFF_MAX_SECONDS = env.float("POLL_BACKOFF_MAX_SECONDS", default=60.0)
+# How long a task owns a job it works on; after that the sweeper may hand the job to another worker.
+JOB_TASK_LEASE_SECONDS = env.float("JOB_TASK_LEASE_SECONDS", default=150.0)
+# A scheduled poll this late means its message was lost (killed worker, Redis restart): the sweeper re-enqueues it.
+SWEEP_OVERDUE_GRACE_SECONDS = env.float("SWEEP_OVERDUE_GRACE_SECONDS", default=30.0)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -248,7 +279,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # Tests run tasks eagerly only where they say so.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Logging -------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -14,7 +14,7 @@ def test_signup_verify_login_logout(page: Any, live_server: Any) -> None:
     email, password = "browser-user@example.com", "Browser-pass-2026!"
     page.goto(f"{live_server.url}/accounts/signup/")
     page.get_by_label("Email").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label(re.compile(r"^Password:?$")).fill(password)
     page.get_by_label(re.compile("Password \\(again\\)")).fill(password)
     page.get_by_role("button", name=re.compile("Sign Up", re.I)).click()
     page.wait_for_url(re.compile("/accounts/confirm-email/"))
@@ -35,7 +35,7 @@ def test_signup_verify_login_logout(page: Any, live_server: Any) -> None:
 
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label(re.compile(r"^Password:?$")).fill(password)
     page.get_by_role("button", name=re.compile("Sign In", re.I)).click()
     page.wait_for_url(f"{live_server.url}/")
     assert page.get_by_test_id("balance").is_visible()
@@ -45,7 +45,7 @@ def test_wrong_password_shows_a_message(page: Any, live_server: Any, make_user: 
     user = make_user()
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill("not-my-password")
+    page.get_by_label(re.compile(r"^Password:?$")).fill("not-my-password")
     page.get_by_role("button", name=re.compile("Sign In", re.I)).click()
     assert page.get_by_text(re.compile("not correct")).is_visible()
     assert "/accounts/login/" in page.url

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.smoke
 
 
 def _run_django(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AWS_", "DATABASE_URL"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(
+        ("DJANGO_", "AWS_", "DATABASE_URL", "REDIS_URL", "CELERY_", "FASHION_AI_", "SEGMIND_"))}
     base["FAI_IGNORE_DOTENV"] = "1"
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env={**base, **env}, capture_output=True, text=True,
@@ -27,7 +28,7 @@ def _run_django(args: list[str], **env: str) -> subprocess.CompletedProcess[str]
         ("STARTER_CREDITS", "-3", "STARTER_CREDITS must be a positive integer"),
         ("STARTER_CREDITS", "lots", "invalid literal"),
         ("FASHION_AI_BASE_URL", "http://127.0.0.1:8765/v2", "must end in /v1"),
-        ("DJANGO_DEBUG", "maybe", "maybe"),
+        ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG must be true or false"),
     ],
 )
 def test_bad_values_fail_loudly(name: str, value: str, message: str) -> None:
@@ -56,7 +57,7 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
 
 
 def test_embedded_defaults_need_nothing_installed() -> None:
-    result = _run_django(["shell", "-c", (
+    result = _run_django(["shell", "-v", "0", "-c", (
         "from django.conf import settings as s;"
         "print(s.DATABASES['default']['ENGINE'], s.STORAGES['default']['BACKEND'],"
         " s.CELERY_BROKER_URL, s.FASHION_AI_BASE_URL)")], REDIS_URL="redis://127.0.0.1:6379/0")
