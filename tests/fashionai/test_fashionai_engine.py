@@ -1,0 +1,163 @@
+"""The CPU engine on real photos (scikit-image's astronaut and cameraman), and the prompt parser."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from fashionai.engine import EngineFailure, edit
+from fashionai.prompt import parse_prompt
+from tests.support.fashionai_server import REPO_ROOT
+
+# Hand-measured boxes on the 512x512 astronaut (y0, y1, x0, x1), independent of the engine's own landmarks.
+FACE = (75, 175, 185, 265)
+CHEST = (300, 420, 120, 290)  # the orange suit's chest
+BACKGROUND = [(0, 90, 0, 90), (0, 60, 300, 512), (260, 330, 400, 512)]  # flag, sky/shuttle, dark backdrop
+
+
+def _box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    y0, y1, x0, x1 = box
+    return image[y0:y1, x0:x1].astype(np.int16)
+
+
+def _diff(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    return float(np.abs(_box(a, box) - _box(b, box)).mean())
+
+
+@pytest.fixture(scope="module")
+def cameraman() -> np.ndarray:
+    """Grayscale photo of a standing man in a long coat: has a visible lower body."""
+    grey = data.camera()
+    return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+
+
+def test_topwear_recolour_changes_the_garment_only(astronaut: np.ndarray) -> None:
+    result, seconds = edit(astronaut, "a person wearing a blue shirt", "topwear")
+    out = result.image
+    assert out.shape == (512, 512, 3) and out.dtype == np.uint8
+    # Inside the garment: clearly changed, and now blue rather than orange.
+    assert _diff(out, astronaut, CHEST) > 40
+    chest = _box(out, CHEST).reshape(-1, 3).mean(axis=0)
+    assert chest[2] > chest[0] + 30, chest  # blue channel dominates red
+    # Face and background: unchanged (the face box is protected; the background is outside the person mask).
+    assert _diff(out, astronaut, FACE) < 0.5
+    for box in BACKGROUND:
+        assert _diff(out, astronaut, box) < 0.5, box
+    assert 0.1 < result.meta["garment_fraction"] < 0.5
+    assert "type or shape" in result.meta["limitations"]
+    assert seconds < 5
+
+
+def test_recolour_keeps_shading(astronaut: np.ndarray) -> None:
+    """Folds and shadows survive: lightness inside the garment still varies like the original's."""
+    out = edit(astronaut, "a grey shirt", "topwear")[0].image
+    before = cv2.cvtColor(astronaut, cv2.COLOR_RGB2LAB)[..., 0][300:420, 120:290].astype(float)
+    after = cv2.cvtColor(out, cv2.COLOR_RGB2LAB)[..., 0][300:420, 120:290].astype(float)
+    assert np.corrcoef(before.ravel(), after.ravel())[0, 1] > 0.7
+    assert after.std() > 0.5 * before.std()
+
+
+def test_edit_is_deterministic(astronaut: np.ndarray) -> None:
+    a = edit(astronaut, "navy and white striped shirt", "topwear")[0].image
+    b = edit(astronaut, "navy and white striped shirt", "topwear")[0].image
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("pattern", ["stripes", "checks", "dots"])
+def test_patterns_add_structure(astronaut: np.ndarray, pattern: str) -> None:
+    plain = edit(astronaut, "a dark green shirt", "topwear")[0].image
+    patterned, _ = edit(astronaut, f"a dark green shirt with white {pattern}", "topwear")
+    assert patterned.meta["pattern"] == pattern
+    # The pattern's white parts raise the chest's lightness spread well above the plain recolour's.
+    assert _box(patterned.image, CHEST).std() > _box(plain, CHEST).std() + 10
+    assert _diff(patterned.image, astronaut, FACE) < 0.5
+
+
+def test_bottomwear_on_a_full_body_photo(cameraman: np.ndarray) -> None:
+    result, _ = edit(cameraman, "blue jeans", "bottomwear")
+    assert result.meta["colours"] == ["denim"]
+    changed = np.abs(result.image.astype(int) - cameraman.astype(int)).sum(axis=2) > 20
+    rows = np.nonzero(changed.any(axis=1))[0]
+    assert changed.mean() > 0.02
+    assert rows.min() > 200  # below the waist, nowhere near the face (which is around y=100-180)
+    assert _diff(result.image, cameraman, (0, 60, 0, 512)) < 0.5  # the sky
+
+
+def test_region_not_visible_fails_clearly(astronaut: np.ndarray) -> None:
+    with pytest.raises(EngineFailure, match="bottomwear is not visible"):
+        edit(astronaut, "black trousers", "bottomwear")
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee"])
+def test_photo_without_a_person_fails_clearly(name: str) -> None:
+    photo = cv2.resize(getattr(data, name)(), (512, 512))
+    with pytest.raises(EngineFailure, match="No person found in the photo"):
+        edit(photo, "a red shirt", "topwear")
+
+
+def test_prompt_with_nothing_applicable_fails(astronaut: np.ndarray) -> None:
+    with pytest.raises(EngineFailure, match="names no colour"):
+        edit(astronaut, "a fancier outfit please", "topwear")
+
+
+def test_passthrough_returns_the_crop_untouched(astronaut: np.ndarray) -> None:
+    result, _ = edit(astronaut, "anything", "topwear", engine="passthrough")
+    assert np.array_equal(result.image, astronaut)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "colours", "pattern", "material"),
+    [
+        ("a person wearing blue jeans", ["denim"], None, "denim"),
+        ("jeans", ["denim"], None, "denim"),
+        ("a navy blue blazer", ["navy blue"], None, None),
+        ("light blue linen shirt", ["blue"], None, "linen"),
+        ("red and white striped t-shirt", ["red", "white"], "stripes", None),
+        ("black leather jacket", ["black"], None, "leather"),
+        ("leather jacket", ["black"], None, "leather"),
+        ("polka dot dress", [], "dots", None),
+        ("a green tartan shirt", ["green"], "checks", None),
+        ("off-white silk blouse", ["off white"], None, "silk"),
+        ("a shirt", [], None, None),
+    ],
+)
+def test_prompt_parser(prompt: str, colours: list[str], pattern: str | None, material: str | None) -> None:
+    spec = parse_prompt(prompt)
+    assert [c.name for c in spec.colours] == colours
+    assert spec.pattern == pattern
+    assert spec.material == material
+
+
+def test_prompt_modifiers() -> None:
+    light, plain, dark = (parse_prompt(f"{m} blue shirt").colours[0] for m in ("light", "", "dark"))
+    assert light.lightness_delta > plain.lightness_delta > dark.lightness_delta
+
+
+def test_cli_edit_writes_a_png(tmp_path: Path, astronaut: np.ndarray) -> None:
+    source, target = tmp_path / "in.jpg", tmp_path / "out.png"
+    cv2.imwrite(str(source), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    run = subprocess.run(
+        [sys.executable, "-m", "fashionai", "edit", str(source), "a red silk shirt", "topwear", str(target)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "type or shape" in run.stdout
+    assert cv2.imread(str(target)).shape == (512, 512, 3)
+    failed = subprocess.run(
+        [sys.executable, "-m", "fashionai", "edit", str(source), "black trousers", "bottomwear", str(target)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 1
+    assert "not visible" in failed.stderr
