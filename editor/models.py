@@ -96,6 +96,8 @@ class EditJob(models.Model):
 
     submit_attempts = models.PositiveIntegerField(default=0)
     poll_count = models.PositiveIntegerField(default=0)
+    # Consecutive transient provider errors (429/5xx/network): drives the backoff, reset by a good answer.
+    poll_errors = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,0 +1,1 @@
+"""Clients for outside services. Each maps the outside world's answers to a few typed outcomes."""

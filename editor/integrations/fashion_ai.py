@@ -1,0 +1,272 @@
+"""The Fashion AI provider (Segmind's protocol) through the official `segmind` SDK.
+
+Only `submit_async()`, `AsyncJob.status()` and `AsyncJob.result()` are used: each is ONE HTTP call. The SDK's
+`wait()`/`run()` sleep in a loop (a worker would be held for a minute per job) and its files/webhooks/models/
+generations helpers ignore `base_url`, so they are never called. Every answer becomes a `ProviderAnswer` whose
+`outcome` tells the tasks what to do:
+
+    OK          2xx with a usable body
+    FAILED      the provider ran the job and it failed (HTTP 422 with status FAILED): refund
+    NOT_FOUND   404: unknown model or request (expired after the provider's retention): expire, refund
+    RETRY       429, 5xx, or a network error on a call that is safe to repeat: back off, try again
+    AMBIGUOUS   submit sent but no answer (read timeout, dropped connection, 504): it may have been accepted
+                and billed; there is no idempotency key, so it must not be blindly resubmitted
+    REJECTED    400/403/other 4xx: this request will never work
+    NO_CREDITS  406: our provider account is out of credits (operator alert)
+    UNAUTHORIZED 401: our key is rejected (operator alert)
+
+Results are downloaded with `requests` (timeout, streamed size limit, content-type check, Pillow verification).
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import requests
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+from segmind import SegmindClient
+from segmind.exceptions import SegmindError
+from segmind.v2 import AsyncJob
+
+from editor.polling import retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+    RETRY = "retry"
+    AMBIGUOUS = "ambiguous"
+    REJECTED = "rejected"
+    NO_CREDITS = "no_credits"
+    UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True)
+class ProviderAnswer:
+    outcome: Outcome
+    body: dict[str, Any] = field(default_factory=dict)
+    http_status: int | None = None
+    detail: str = ""
+    retry_after: float | None = None  # seconds, from Retry-After / x-rate-limit-reset-at-utc
+    network: bool = False  # no HTTP answer at all
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def error_kind(self) -> str:
+        """The ProviderError.Kind value for this answer."""
+        if self.network:
+            return "network"
+        status = self.http_status or 0
+        if 500 <= status < 600:
+            return "5xx"
+        if status in (400, 401, 403, 404, 406, 422, 429):
+            return str(status)
+        return "other"
+
+
+# ------------------------------------------------------------------------------------------------ the client
+
+_state = threading.local()
+_lock = threading.Lock()
+_client: SegmindClient | None = None
+_client_pid: int | None = None
+
+
+def _remember_response(response: httpx.Response) -> None:
+    # SegmindError keeps only status and detail; the hook keeps the headers (Retry-After) for this thread.
+    _state.last_headers = dict(response.headers)
+
+
+def get_client() -> SegmindClient:
+    """The process's client, built on first use. A forked worker child builds its own: an httpx connection
+    pool inherited across fork would share sockets between processes."""
+    global _client, _client_pid
+    pid = os.getpid()
+    if _client is None or _client_pid != pid:
+        with _lock:
+            if _client is None or _client_pid != pid:
+                client = SegmindClient(
+                    api_key=settings.FASHION_AI_API_KEY or None,
+                    base_url=settings.FASHION_AI_BASE_URL,
+                    timeout=settings.FASHION_AI_TIMEOUT_SECONDS,
+                )
+                client._client.event_hooks["response"].append(_remember_response)
+                _client, _client_pid = client, pid
+    assert _client is not None
+    return _client
+
+
+def reset_client() -> None:
+    """Forget the client (after settings change in tests, or after fork)."""
+    global _client, _client_pid
+    with _lock:
+        if _client is not None and _client_pid == os.getpid():
+            _client._client.close()
+        _client, _client_pid = None, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: globals().update(_client=None, _client_pid=None))
+
+
+def job_handle(*, request_id: str, status_url: str, response_url: str) -> AsyncJob:
+    """Rebuild the SDK's job handle from what we stored (AsyncJob does not pickle; Celery gets strings)."""
+    return AsyncJob(
+        request_id=request_id,
+        status_url=status_url,
+        response_url=response_url,
+        submit_response={},
+        _client=get_client(),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ calls
+
+
+def submit(*, image: str, prompt: str, clothing: str) -> ProviderAnswer:
+    """POST /v2/{model}. OK carries request_id, status_url and response_url in `body`."""
+    _state.last_headers = {}
+    try:
+        job = get_client().submit_async(settings.FASHION_AI_MODEL, image=image, prompt=prompt, clothing=clothing)
+    except SegmindError as exc:
+        return _from_error(exc, submitting=True)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # The request never left: safe to send again.
+        return ProviderAnswer(Outcome.RETRY, detail=_describe(exc), network=True)
+    except (httpx.HTTPError, ValueError) as exc:
+        # Sent (perhaps received and billed) but no answer, or an unreadable one.
+        return ProviderAnswer(Outcome.AMBIGUOUS, detail=_describe(exc), network=True)
+    body = {"request_id": job.request_id, "status_url": job.status_url, "response_url": job.response_url}
+    return ProviderAnswer(Outcome.OK, body=body, http_status=200)
+
+
+def status(*, request_id: str, status_url: str, response_url: str) -> ProviderAnswer:
+    """GET the status URL once. OK with body["status"] in QUEUED/PROCESSING/COMPLETED; FAILED for FAILED."""
+    return _fetch("status", request_id=request_id, status_url=status_url, response_url=response_url)
+
+
+def result(*, request_id: str, status_url: str, response_url: str) -> ProviderAnswer:
+    """GET the response URL once. OK with body["output"] (a media URL) and body["metrics"]."""
+    return _fetch("result", request_id=request_id, status_url=status_url, response_url=response_url)
+
+
+def _fetch(which: str, **handle: str) -> ProviderAnswer:
+    _state.last_headers = {}
+    job = job_handle(**handle)
+    try:
+        body = job.status() if which == "status" else job.result()
+    except SegmindError as exc:
+        return _from_error(exc, submitting=False)
+    except (httpx.HTTPError, ValueError) as exc:
+        # A GET changes nothing at the provider: any network failure is safe to retry.
+        return ProviderAnswer(Outcome.RETRY, detail=_describe(exc), network=True)
+    provider_status = str(body.get("status") or "")
+    if provider_status == "FAILED":
+        return ProviderAnswer(Outcome.FAILED, body=body, http_status=422, detail=str(body.get("error") or "failed"))
+    if provider_status not in ("QUEUED", "PROCESSING", "COMPLETED"):
+        # A 2xx we cannot read: treat like a server hiccup and ask again later.
+        return ProviderAnswer(
+            Outcome.RETRY, body=body, http_status=200, detail=f"unexpected status {provider_status!r}"
+        )
+    return ProviderAnswer(Outcome.OK, body=body, http_status=200)
+
+
+def _from_error(exc: SegmindError, *, submitting: bool) -> ProviderAnswer:
+    code = exc.status or 0
+    detail = (exc.detail or f"HTTP {code}")[:500]
+    headers: dict[str, str] = getattr(_state, "last_headers", {}) or {}
+    if code == 429 or code in (500, 502, 503):
+        # The gateway answered with an error: the job was not accepted, asking again is safe.
+        return ProviderAnswer(Outcome.RETRY, http_status=code, detail=detail, retry_after=retry_after_seconds(headers))
+    if code >= 500:
+        # 504 and friends: an upstream may have accepted a submit we never heard back about.
+        outcome = Outcome.AMBIGUOUS if submitting else Outcome.RETRY
+        return ProviderAnswer(outcome, http_status=code, detail=detail, retry_after=retry_after_seconds(headers))
+    if code == 401:
+        return ProviderAnswer(Outcome.UNAUTHORIZED, http_status=code, detail=detail)
+    if code == 406:
+        return ProviderAnswer(Outcome.NO_CREDITS, http_status=code, detail=detail)
+    if code == 404:
+        return ProviderAnswer(Outcome.NOT_FOUND, http_status=code, detail=detail)
+    if code == 422:
+        return ProviderAnswer(Outcome.FAILED, http_status=code, detail=detail)
+    return ProviderAnswer(Outcome.REJECTED, http_status=code or None, detail=detail)
+
+
+def _describe(exc: BaseException) -> str:
+    # The exception text names the URL at most; the API key travels in a header and never appears here.
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+# ------------------------------------------------------------------------------------------------ downloads
+
+
+class DownloadError(Exception):
+    """The output could not be downloaded. `retryable` says whether asking again may help; `gone` that the
+    provider has forgotten it (404)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, gone: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.gone = gone
+
+
+@dataclass(frozen=True)
+class DownloadedImage:
+    data: bytes
+    format: str  # Pillow's name: PNG, JPEG, WEBP, ...
+    width: int
+    height: int
+
+
+def download_output(url: str) -> DownloadedImage:
+    """Fetch the provider's output with a timeout and a streamed size limit, and prove it is an image."""
+    limit = settings.FASHION_AI_RESULT_MAX_BYTES
+    if not url.lower().startswith(("http://", "https://")):
+        raise DownloadError("The provider's output is not an http(s) URL.")
+    try:
+        with requests.get(url, stream=True, timeout=(5, settings.FASHION_AI_TIMEOUT_SECONDS)) as response:
+            if response.status_code == 404 or response.status_code == 410:
+                raise DownloadError("The provider no longer has the output.", gone=True)
+            if response.status_code == 429 or response.status_code >= 500:
+                raise DownloadError(f"Output download answered HTTP {response.status_code}.", retryable=True)
+            if response.status_code != 200:
+                raise DownloadError(f"Output download answered HTTP {response.status_code}.")
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if not content_type.startswith("image/"):
+                raise DownloadError(f"The output is not an image (content-type {content_type or 'missing'}).")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise DownloadError(f"The output is larger than {limit} bytes.")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_content(chunk_size=64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise DownloadError(f"The output is larger than {limit} bytes.")
+                chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise DownloadError(f"Output download failed: {type(exc).__name__}", retryable=True) from exc
+    data = b"".join(chunks)
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            probe.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # verify() checks structure; load() decodes every pixel
+            return DownloadedImage(data=data, format=str(image.format), width=image.width, height=image.height)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DownloadError(f"The output is not a readable image: {exc}") from exc

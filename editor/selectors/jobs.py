@@ -1,0 +1,107 @@
+"""Reads about edit jobs: live progress for the site, the learned provider time, in-flight counts."""
+
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from editor.models import CreditEntry, EditJob
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+EXPECTED_CACHE_KEY = "editor:expected-provider-seconds"
+EXPECTED_CACHE_SECONDS = 30
+EXPECTED_SAMPLE = 50
+
+State = EditJob.State
+
+
+def expected_provider_seconds() -> float:
+    """How long the provider takes for a job: the median of recent successful jobs' provider time
+    (metrics.total_time when the provider reports it, else inference_time), cached briefly.
+    Falls back to settings.FASHION_AI_EXPECTED_SECONDS while there is no history."""
+    cached = cache.get(EXPECTED_CACHE_KEY)
+    if cached is not None:
+        return float(cached)
+    rows = (
+        EditJob.objects.filter(state=State.SUCCEEDED, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("provider_metrics", "inference_time")[:EXPECTED_SAMPLE]
+    )
+    samples: list[float] = []
+    for metrics, inference_time in rows:
+        value = (metrics or {}).get("total_time") if isinstance(metrics, dict) else None
+        if not isinstance(value, int | float):
+            value = inference_time
+        if isinstance(value, int | float) and value > 0:
+            samples.append(float(value))
+    expected = statistics.median(samples) if samples else float(settings.FASHION_AI_EXPECTED_SECONDS)
+    cache.set(EXPECTED_CACHE_KEY, expected, EXPECTED_CACHE_SECONDS)
+    return expected
+
+
+def edit_jobs_in_flight_count(*, user: AbstractBaseUser) -> int:
+    return EditJob.objects.filter(owner_id=user.pk, state__in=EditJob.IN_FLIGHT_STATES).count()
+
+
+def edit_jobs_in_flight_total() -> int:
+    """Staff/bench: all jobs not yet final."""
+    return EditJob.objects.filter(state__in=EditJob.IN_FLIGHT_STATES).count()
+
+
+def _phase(job: EditJob) -> str:
+    if job.state == State.SUCCEEDED:
+        return "done"
+    if job.state == State.FAILED:
+        return "failed"
+    if job.state == State.EXPIRED:
+        return "expired"
+    if job.state == State.SUBMITTED:
+        if job.provider_status == "COMPLETED":
+            return "saving"
+        if job.provider_status == "PROCESSING":
+            return "processing"
+    return "queued"
+
+
+def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
+    """Live status for the page: phase (queued/processing/saving/done/failed/expired), an honest time estimate and
+    whether the person was charged. The caller has already checked the job belongs to the viewer."""
+    now = timezone.now()
+    phase = _phase(job)
+    expected = expected_provider_seconds()
+    end = job.finished_at or now
+    elapsed = max(0.0, (end - job.created_at).total_seconds())
+    running_for = max(0.0, (end - (job.submitted_at or job.created_at)).total_seconds())
+    if phase == "done":
+        fraction = 1.0
+    elif phase in ("failed", "expired"):
+        fraction = 0.0
+    elif phase == "saving":
+        fraction = 0.97
+    elif phase == "queued" and job.submitted_at is None:
+        fraction = 0.02
+    else:
+        # Never claim 100% before it is done: an overdue job creeps towards 95%.
+        fraction = min(0.95, 0.05 + 0.9 * running_for / expected) if expected > 0 else 0.5
+    not_charged = (
+        phase in ("failed", "expired")
+        and CreditEntry.objects.filter(job_id=job.pk, kind=CreditEntry.Kind.REFUND).exists()
+    )
+    return {
+        "id": str(job.id),
+        "state": job.state,
+        "phase": phase,
+        "final": job.is_final,
+        "expected_seconds": round(expected, 1),
+        "elapsed_seconds": round(elapsed, 1),
+        "remaining_seconds": round(max(0.0, expected - running_for), 1) if not job.is_final else 0.0,
+        "fraction": round(fraction, 3),
+        "not_charged": not_charged,
+        "error": job.error_detail if phase in ("failed", "expired") else "",
+    }

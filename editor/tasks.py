@@ -1,0 +1,42 @@
+"""Celery tasks for edit jobs. Thin: each runs one service step and enqueues what the step says comes next.
+
+Arguments are strings only (JSON serializer; the SDK's AsyncJob does not pickle). Tasks never sleep: waiting is a
+countdown on the next message, so two worker processes can keep hundreds of jobs in flight.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from editor.services import jobs as job_services
+from editor.services.jobs import NextStep
+
+
+def dispatch_step(job_id: str, step: NextStep) -> None:
+    if step.task is None:
+        return
+    task = {"submit": submit_edit_job, "poll": poll_edit_job, "finish": finish_edit_job}[step.task]
+    task.apply_async(args=(str(job_id),), countdown=max(0.0, step.countdown))
+
+
+@shared_task(name="editor.tasks.submit_edit_job", ignore_result=True)
+def submit_edit_job(job_id: str) -> None:
+    dispatch_step(job_id, job_services.edit_job_run_submit(job_id=job_id))
+
+
+@shared_task(name="editor.tasks.poll_edit_job", ignore_result=True)
+def poll_edit_job(job_id: str) -> None:
+    dispatch_step(job_id, job_services.edit_job_run_poll(job_id=job_id))
+
+
+@shared_task(name="editor.tasks.finish_edit_job", ignore_result=True)
+def finish_edit_job(job_id: str) -> None:
+    dispatch_step(job_id, job_services.edit_job_run_finish(job_id=job_id))
+
+
+@shared_task(name="editor.tasks.sweep_edit_jobs", ignore_result=True)
+def sweep_edit_jobs() -> int:
+    steps = job_services.edit_jobs_sweep()
+    for job_id, step in steps:
+        dispatch_step(job_id, step)
+    return len(steps)
