@@ -172,38 +172,62 @@ def _face_box(lm: np.ndarray) -> np.ndarray | None:
     return box
 
 
+def _torso_frame(lm: np.ndarray, top: tuple[int, int], bottom: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors (across, down) of the torso. `across` is perpendicular to the spine, not the shoulder line:
+    in a profile pose the two shoulders nearly coincide and their difference points nowhere useful."""
+    mid_top = (_pt(lm, top[0]) + _pt(lm, top[1])) / 2
+    mid_bottom = (_pt(lm, bottom[0]) + _pt(lm, bottom[1])) / 2
+    down = mid_bottom - mid_top
+    down = down / max(float(np.linalg.norm(down)), 1e-3)
+    across = np.array([-down[1], down[0]], np.float32)
+    if float(np.dot(across, _pt(lm, top[0]) - _pt(lm, top[1]))) < 0:
+        across = -across  # keep "across" pointing from the right side of the body to the left
+    return across, down
+
+
 def _topwear_geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not (_visible(lm, L_SHOULDER) and _visible(lm, R_SHOULDER)):
         return np.zeros((SIZE, SIZE), bool), np.zeros((SIZE, SIZE), bool)
     ls, rs, lh, rh = (_pt(lm, i) for i in (L_SHOULDER, R_SHOULDER, L_HIP, R_HIP))
-    sw = float(np.linalg.norm(ls - rs))
-    across = (ls - rs) / max(sw, 1e-3)  # from right shoulder to left shoulder
-    down = (lh + rh) / 2 - (ls + rs) / 2
-    torso_len = float(np.linalg.norm(down))
-    down = down / max(torso_len, 1e-3)
-    # Hips are often out of frame or badly predicted: keep the torso length plausible.
-    torso_len = float(np.clip(torso_len, 1.0 * sw, 1.9 * sw))
-    lh = ls + down * torso_len
-    rh = rs + down * torso_len
+    across, down = _torso_frame(lm, (L_SHOULDER, R_SHOULDER), (L_HIP, R_HIP))
     up = -down
+    sw = float(np.linalg.norm(ls - rs))
+    mid_s = (ls + rs) / 2
+    torso_len = float(np.linalg.norm((lh + rh) / 2 - mid_s))
+    hips_seen = _visible(lm, L_HIP, 0.5) and _visible(lm, R_HIP, 0.5)
+    # Body scale: shoulder width, unless the person is side-on (narrow shoulders, long visible torso).
+    scale = max(sw, 0.5 * torso_len) if hips_seen else sw
+    if not hips_seen:
+        # Hips out of frame or guessed: keep the torso length plausible for the shoulder width.
+        torso_len = float(np.clip(torso_len, 1.0 * sw, 1.9 * sw))
+    mid_h = mid_s + down * torso_len
+    half_top = max(abs(float(np.dot(ls - rs, across))) / 2 + 0.15 * scale, 0.35 * scale)
+    half_bottom = max(abs(float(np.dot(lh - rh, across))) / 2 + 0.22 * scale, 0.33 * scale)
     polygon = [
-        rs - across * 0.12 * sw + up * 0.10 * sw,
-        rs + across * 0.25 * sw + up * 0.22 * sw,  # collar line on the right
-        ls - across * 0.25 * sw + up * 0.22 * sw,
-        ls + across * 0.12 * sw + up * 0.10 * sw,
-        lh + across * 0.10 * sw + down * 0.12 * sw,
-        rh - across * 0.10 * sw + down * 0.12 * sw,
+        mid_s - across * half_top + up * 0.06 * scale,
+        mid_s - across * (half_top - 0.3 * scale) + up * 0.2 * scale,  # collar line
+        mid_s + across * (half_top - 0.3 * scale) + up * 0.2 * scale,
+        mid_s + across * half_top + up * 0.06 * scale,
+        mid_h + across * half_bottom + down * 0.12 * scale,
+        mid_h - across * half_bottom + down * 0.12 * scale,
     ]
     canvas = _poly_mask(polygon).astype(np.uint8)
     for s, e, w in ((L_SHOULDER, L_ELBOW, L_WRIST), (R_SHOULDER, R_ELBOW, R_WRIST)):
         if lm[e, 2] > 0.2:
-            _limb(canvas, _pt(lm, s), _pt(lm, e), 0.42 * sw)
+            _limb(canvas, _pt(lm, s), _pt(lm, e), 0.55 * scale)
             if lm[w, 2] > 0.2:
-                _limb(canvas, _pt(lm, e), _pt(lm, w) * 0.85 + _pt(lm, e) * 0.15, 0.32 * sw)
-    centre = (ls + rs + lh + rh) / 4
-    core_poly = [centre + 0.45 * (p - centre) for p in (ls, rs, rh, lh)]
-    # Shift the core slightly up: the chest is more reliably garment than the belt line.
-    core = _poly_mask([p + up * 0.08 * sw for p in core_poly])
+                _limb(canvas, _pt(lm, e), _pt(lm, w) * 0.85 + _pt(lm, e) * 0.15, 0.38 * scale)
+    # Colour seed: the middle of the chest (a shrunken torso quad, nudged up: the belt line is less reliable).
+    centre = mid_s + down * torso_len * 0.45
+    core_half = 0.45 * min(half_top, half_bottom)
+    core = _poly_mask(
+        [
+            centre - across * core_half - down * torso_len * 0.22,
+            centre + across * core_half - down * torso_len * 0.22,
+            centre + across * core_half + down * torso_len * 0.2,
+            centre - across * core_half + down * torso_len * 0.2,
+        ]
+    )
     return canvas.astype(bool), core
 
 
@@ -215,9 +239,11 @@ def _bottomwear_geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hw = float(np.linalg.norm(lh - rh))
     if hw < 8 or min(lh[1], rh[1]) > 0.97 * SIZE:
         return empty, empty
-    across = (lh - rh) / hw
-    up = (ls + rs) / 2 - (lh + rh) / 2
-    up = up / max(float(np.linalg.norm(up)), 1e-3)
+    across, down = _torso_frame(lm, (L_SHOULDER, R_SHOULDER), (L_HIP, R_HIP))
+    up = -down
+    # Side-on, the hip joints nearly coincide: measure the body by its torso length instead.
+    torso_len = float(np.linalg.norm((ls + rs) / 2 - (lh + rh) / 2))
+    hw = max(hw, 0.45 * torso_len)
     canvas = _poly_mask(
         [
             rh - across * 0.45 * hw + up * 0.45 * hw,  # waistband sits above the hip joints
