@@ -83,7 +83,7 @@ class ProviderAnswer:
 _state = threading.local()
 _lock = threading.Lock()
 _client: SegmindClient | None = None
-_client_pid: int | None = None
+_client_key: tuple[Any, ...] | None = None
 
 
 def _remember_response(response: httpx.Response) -> None:
@@ -92,35 +92,38 @@ def _remember_response(response: httpx.Response) -> None:
 
 
 def get_client() -> SegmindClient:
-    """The process's client, built on first use. A forked worker child builds its own: an httpx connection
-    pool inherited across fork would share sockets between processes."""
-    global _client, _client_pid
-    pid = os.getpid()
-    if _client is None or _client_pid != pid:
+    """The process's client, built on first use. A forked worker child builds its own (an httpx connection pool
+    inherited across fork would share sockets between processes); changed settings (tests) build a new one."""
+    global _client, _client_key
+    key = (
+        os.getpid(),
+        settings.FASHION_AI_BASE_URL,
+        settings.FASHION_AI_API_KEY,
+        settings.FASHION_AI_TIMEOUT_SECONDS,
+    )
+    if _client is None or _client_key != key:
         with _lock:
-            if _client is None or _client_pid != pid:
+            if _client is None or _client_key != key:
                 client = SegmindClient(
                     api_key=settings.FASHION_AI_API_KEY or None,
                     base_url=settings.FASHION_AI_BASE_URL,
                     timeout=settings.FASHION_AI_TIMEOUT_SECONDS,
                 )
                 client._client.event_hooks["response"].append(_remember_response)
-                _client, _client_pid = client, pid
+                _client, _client_key = client, key
     assert _client is not None
     return _client
 
 
 def reset_client() -> None:
-    """Forget the client (after settings change in tests, or after fork)."""
-    global _client, _client_pid
+    """Forget the client (the next call builds a fresh one)."""
+    global _client, _client_key
     with _lock:
-        if _client is not None and _client_pid == os.getpid():
-            _client._client.close()
-        _client, _client_pid = None, None
+        _client, _client_key = None, None
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: globals().update(_client=None, _client_pid=None))
+    os.register_at_fork(after_in_child=lambda: globals().update(_client=None, _client_key=None))
 
 
 def job_handle(*, request_id: str, status_url: str, response_url: str) -> AsyncJob:
