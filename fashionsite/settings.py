@@ -206,6 +206,8 @@ if USE_S3:
 UPLOAD_MAX_BYTES = env_positive_int("UPLOAD_MAX_BYTES", 15 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_positive_int("UPLOAD_MAX_PIXELS", 40_000_000)
 UPLOAD_MIN_SIDE = env_positive_int("UPLOAD_MIN_SIDE", 128)
+# With S3, files at least this big go from the browser straight to the bucket (presigned POST).
+DIRECT_UPLOAD_MIN_BYTES = env_positive_int("DIRECT_UPLOAD_MIN_BYTES", 2 * 1024 * 1024, allow_zero=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

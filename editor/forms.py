@@ -1,0 +1,109 @@
+"""Forms for the website. They check shapes and ownership; services do the real work."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from editor.models import Clothing, EditJob, Photo
+from editor.selectors.gallery import edit_job_for_owner, photo_for_owner
+from editor.services.photos import ACCEPTED_LABEL, CropSquare
+
+PROMPT_EXAMPLES = (
+    "a person wearing a red hoodie",
+    "a person wearing blue jeans",
+    "a person wearing a black leather jacket",
+    "a person wearing a green striped shirt",
+    "a person wearing white linen trousers",
+    "a person wearing a yellow summer dress",
+)
+
+
+class EditForm(forms.Form):
+    """A new edit: a photo (uploaded now, uploaded straight to S3 before, or a previous result) + prompt."""
+
+    image = forms.FileField(
+        required=False,
+        label="Photo",
+        help_text=f"{ACCEPTED_LABEL}, up to {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB. "
+        "A photo of one person works best.",
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif"}
+        ),
+    )
+    # A photo already stored (a direct S3 upload the server has normalised).
+    photo = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    # "Edit again": start from this finished edit's result.
+    source_job = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    crop_left = forms.FloatField(required=False, min_value=0, max_value=1, widget=forms.HiddenInput)
+    crop_top = forms.FloatField(required=False, min_value=0, max_value=1, widget=forms.HiddenInput)
+    crop_side = forms.FloatField(required=False, min_value=0.05, max_value=1, widget=forms.HiddenInput)
+    prompt = forms.CharField(
+        max_length=500,
+        min_length=3,
+        label="What should the clothing become?",
+        help_text="Describe the new garment, e.g. “a person wearing a red hoodie”.",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "a person wearing a red hoodie"}),
+    )
+    clothing = forms.ChoiceField(
+        choices=Clothing.choices, initial=Clothing.TOPWEAR, widget=forms.RadioSelect, label="Which part?"
+    )
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.photo_obj: Photo | None = None
+        self.source_job_obj: EditJob | None = None
+
+    def clean_prompt(self) -> str:
+        prompt = " ".join(self.cleaned_data["prompt"].split())
+        if len(prompt) < 3:
+            raise forms.ValidationError("Please describe the clothing in a few words.")
+        return prompt
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        sources = [bool(data.get("image")), bool(data.get("photo")), bool(data.get("source_job"))]
+        if sum(sources) == 0:
+            self.add_error("image", "Please choose a photo.")
+        elif sum(sources) > 1:
+            self.add_error("image", "Please choose just one photo.")
+        if data.get("photo"):
+            self.photo_obj = photo_for_owner(user=self.user, photo_id=data["photo"])
+            if self.photo_obj is None:
+                self.add_error("image", "That photo was not found. Please upload it again.")
+        if data.get("source_job"):
+            job = edit_job_for_owner(user=self.user, job_id=data["source_job"])
+            if job is None or job.state != EditJob.State.SUCCEEDED or not job.result_image:
+                self.add_error("image", "That edit was not found or has no result to edit again.")
+            else:
+                self.source_job_obj = job
+        return data
+
+    @property
+    def crop(self) -> CropSquare | None:
+        return crop_from(self.cleaned_data)
+
+
+def crop_from(data: Any) -> CropSquare | None:
+    values = [data.get(name) for name in ("crop_left", "crop_top", "crop_side")]
+    if any(v in (None, "") for v in values):
+        return None
+    try:
+        left, top, side = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    if not (0 <= left <= 1 and 0 <= top <= 1 and 0.05 <= side <= 1):
+        return None
+    return CropSquare(left=left, top=top, side=side)
+
+
+class GalleryFilterForm(forms.Form):
+    """Only for rendering the filter bar; the selector parses the query itself (bad values are ignored)."""
+
+    q = forms.CharField(required=False, label="Search prompts", max_length=100,
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. jeans"}))
+    status = forms.ChoiceField(required=False, label="Status", choices=[
+        ("", "Any status"), ("done", "Done"), ("running", "In progress"), ("failed", "Failed")])
+    clothing = forms.ChoiceField(required=False, label="Part", choices=[("", "Top or bottom"), *Clothing.choices])

@@ -1,0 +1,175 @@
+"""Reads for the website pages: the gallery, one job, one photo, the credits ledger.
+
+Every query is scoped to the acting user, so another user's id simply is not found (404 in views).
+Pages cost a constant number of queries whatever their size: rows come with select_related/only, and
+file URLs are computed without touching the database (S3 URLs are signed locally, no network either).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from editor.models import Clothing, CreditEntry, EditJob, Photo
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+# Filter values shown to people, mapped to the job states behind them.
+STATUS_FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "done": ("Done", (EditJob.State.SUCCEEDED,)),
+    "running": ("In progress", (EditJob.State.CREATED, EditJob.State.SUBMITTED)),
+    "failed": ("Failed", (EditJob.State.FAILED, EditJob.State.EXPIRED)),
+}
+GALLERY_PAGE_SIZES = (12, 24, 48, 96)
+GALLERY_PAGE_SIZE = 24
+LEDGER_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class GalleryFilters:
+    status: str = ""
+    clothing: str = ""
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, params: Any) -> GalleryFilters:
+        status = params.get("status", "")
+        clothing = params.get("clothing", "")
+        return cls(
+            status=status if status in STATUS_FILTERS else "",
+            clothing=clothing if clothing in Clothing.values else "",
+            q=(params.get("q", "") or "").strip()[:100],
+        )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.status or self.clothing or self.q)
+
+
+def _parse_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def edit_job_for_owner(*, user: AbstractBaseUser, job_id: Any) -> EditJob | None:
+    parsed = _parse_uuid(job_id)
+    if parsed is None:
+        return None
+    return EditJob.objects.select_related("photo").filter(owner_id=user.pk, pk=parsed).first()
+
+
+def photo_for_owner(*, user: AbstractBaseUser, photo_id: Any) -> Photo | None:
+    parsed = _parse_uuid(photo_id)
+    if parsed is None:
+        return None
+    return Photo.objects.filter(owner_id=user.pk, pk=parsed).first()
+
+
+def gallery_queryset(*, user: AbstractBaseUser, filters: GalleryFilters) -> QuerySet[EditJob]:
+    qs = (
+        EditJob.objects.filter(owner_id=user.pk)
+        .select_related("photo")
+        .only(
+            "id", "owner_id", "prompt", "clothing", "state", "created_at", "finished_at",
+            "result_thumbnail", "error_detail", "photo__id", "photo__thumbnail", "photo__image",
+        )
+        .order_by("-created_at", "-id")
+    )
+    if filters.status:
+        qs = qs.filter(state__in=STATUS_FILTERS[filters.status][1])
+    if filters.clothing:
+        qs = qs.filter(clothing=filters.clothing)
+    if filters.q:
+        qs = qs.filter(prompt__icontains=filters.q)
+    return qs
+
+
+def gallery_page(
+    *, user: AbstractBaseUser, filters: GalleryFilters, page_number: Any = 1, per_page: int = GALLERY_PAGE_SIZE
+) -> Page:
+    """One page of the user's edits, newest first: a COUNT and one SELECT (with the photo joined)."""
+    if per_page not in GALLERY_PAGE_SIZES:
+        per_page = GALLERY_PAGE_SIZE
+    paginator = Paginator(gallery_queryset(user=user, filters=filters), per_page)
+    page = paginator.get_page(page_number)
+    for job in page.object_list:
+        job.thumb_url = job_thumbnail_url(job=job)  # type: ignore[attr-defined]
+    return page
+
+
+def credits_ledger_page(*, user: AbstractBaseUser, page_number: Any = 1) -> Page:
+    qs = (
+        CreditEntry.objects.filter(user_id=user.pk)
+        .select_related("job")
+        .only("id", "kind", "amount", "balance_after", "reason", "created_at", "job__id", "job__prompt",
+              "job__clothing", "job__state")
+        .order_by("-created_at", "-id")
+    )
+    return Paginator(qs, LEDGER_PAGE_SIZE).get_page(page_number)
+
+
+def credits_summary(*, user: AbstractBaseUser) -> dict[str, int]:
+    """Totals per kind for the credits page header (one aggregate query)."""
+    from django.db.models import Sum
+
+    rows = CreditEntry.objects.filter(user_id=user.pk).values("kind").annotate(total=Sum("amount"))
+    totals = {row["kind"]: row["total"] or 0 for row in rows}
+    K = CreditEntry.Kind
+    return {
+        "received": totals.get(K.GRANT, 0) + totals.get(K.ADJUST, 0),
+        "spent": -totals.get(K.CHARGE, 0),
+        "refunded": totals.get(K.REFUND, 0),
+    }
+
+
+# --- File URLs: presigned S3 URLs (signed locally), or permission-checked views for local files -------
+
+def _file_url(name: str, *, view_name: str, pk: Any) -> str:
+    if not name:
+        return ""
+    if settings.USE_S3:
+        return default_storage.url(name)
+    return reverse(view_name, kwargs={"pk": pk})
+
+
+def photo_image_url(*, photo: Photo) -> str:
+    return _file_url(photo.image.name, view_name="editor:photo_image", pk=photo.pk)
+
+
+def photo_thumbnail_url(*, photo: Photo) -> str:
+    return _file_url(photo.thumbnail.name or photo.image.name, view_name="editor:photo_thumb", pk=photo.pk)
+
+
+def job_result_url(*, job: EditJob) -> str:
+    return _file_url(job.result_image.name, view_name="editor:job_result", pk=job.pk)
+
+
+def job_thumbnail_url(*, job: EditJob) -> str:
+    """The result's thumbnail when there is one, else the input photo's (failed or running edits)."""
+    if job.result_thumbnail:
+        return _file_url(job.result_thumbnail.name, view_name="editor:job_thumb", pk=job.pk)
+    return photo_thumbnail_url(photo=job.photo)
+
+
+def job_download_filename(*, job: EditJob) -> str:
+    suffix = PurePosixPath(job.result_image.name or "").suffix.lower() or ".png"
+    return f"fashion-ai-{job.clothing}-{str(job.pk)[:8]}{suffix}"
+
+
+def job_download_url(*, job: EditJob) -> str:
+    """A presigned URL that makes the browser save the file (S3), for the download view to redirect to."""
+    filename = job_download_filename(job=job)
+    return default_storage.url(  # type: ignore[call-arg]
+        job.result_image.name,
+        parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'},
+    )

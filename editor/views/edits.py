@@ -1,0 +1,114 @@
+"""Starting an edit: the form page, and the two JSON endpoints of a direct browser-to-S3 upload."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from editor.forms import PROMPT_EXAMPLES, EditForm, crop_from
+from editor.models import Clothing
+from editor.selectors.credits import credits_balance
+from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
+from editor.services.photos import (
+    PhotoRejected,
+    direct_upload_enabled,
+    edit_start,
+    photo_direct_upload_finish,
+    photo_direct_upload_start,
+)
+from editor.types import AuthedRequest
+
+
+def _edit_job_refused() -> type[Exception]:
+    from editor.services.jobs import EditJobRefused  # the jobs engineer's module
+
+    return EditJobRefused
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit_new(request: AuthedRequest) -> HttpResponse:
+    user = request.user
+    if request.method == "POST":
+        form = EditForm(request.POST, request.FILES, user=user)
+        if form.is_valid():
+            refused = _edit_job_refused()
+            try:
+                job = edit_start(
+                    user=user,
+                    prompt=form.cleaned_data["prompt"],
+                    clothing=form.cleaned_data["clothing"],
+                    uploaded_file=form.cleaned_data.get("image"),
+                    crop=form.crop,
+                    photo=form.photo_obj,
+                    source_job=form.source_job_obj,
+                )
+            except PhotoRejected as exc:
+                form.add_error("image", str(exc))
+            except refused as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect("editor:job_detail", pk=job.pk)
+        status = 400
+    else:
+        initial: dict[str, Any] = {}
+        source = edit_job_for_owner(user=user, job_id=request.GET.get("from"))
+        if source is not None and source.result_image:
+            initial["source_job"] = source.pk
+            # Edit again usually means "now the other part": pre-select it.
+            initial["clothing"] = (
+                Clothing.BOTTOMWEAR if source.clothing == Clothing.TOPWEAR else Clothing.TOPWEAR
+            )
+        if request.GET.get("clothing") in Clothing.values:
+            initial["clothing"] = request.GET["clothing"]
+        form = EditForm(initial=initial, user=user)
+        status = 200
+
+    source_job = form.source_job_obj or edit_job_for_owner(
+        user=user, job_id=form["source_job"].value() or ""
+    )
+    existing_photo = form.photo_obj
+    context = {
+        "form": form,
+        "examples": PROMPT_EXAMPLES,
+        "cost": settings.EDIT_COST_CREDITS,
+        "balance": credits_balance(user=user),
+        "source_job": source_job if source_job and source_job.result_image else None,
+        "source_url": job_result_url(job=source_job) if source_job and source_job.result_image else "",
+        "existing_photo_url": photo_image_url(photo=existing_photo) if existing_photo else "",
+        "direct_upload": direct_upload_enabled(),
+        "direct_upload_min_bytes": settings.DIRECT_UPLOAD_MIN_BYTES,
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "min_side": settings.UPLOAD_MIN_SIDE,
+    }
+    return render(request, "editor/edit_new.html", context, status=status)
+
+
+@login_required
+@require_POST
+def upload_start(request: AuthedRequest) -> JsonResponse:
+    """Hand the browser a presigned POST so a large photo goes straight to S3."""
+    try:
+        return JsonResponse(photo_direct_upload_start(user=request.user))
+    except PhotoRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+
+
+@login_required
+@require_POST
+def upload_finish(request: AuthedRequest) -> JsonResponse:
+    """Validate and normalise what the browser posted to S3; the raw object is deleted either way."""
+    try:
+        photo = photo_direct_upload_finish(
+            user=request.user,
+            key=request.POST.get("key", ""),
+            original_name=request.POST.get("name", "")[:255],
+            crop=crop_from(request.POST),
+        )
+    except PhotoRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"photo": str(photo.pk), "url": photo_image_url(photo=photo)})

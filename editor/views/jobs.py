@@ -1,0 +1,92 @@
+"""One edit's page, its live status fragment (polled by htmx) and deleting it."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from editor.models import Clothing, EditJob
+from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
+from editor.types import AuthedRequest
+
+PHASE_LABELS = {
+    "queued": "Waiting in the queue",
+    "processing": "Editing your photo",
+    "saving": "Saving the result",
+    "done": "Done",
+    "failed": "The edit failed",
+    "expired": "The edit timed out",
+}
+
+
+def _job_or_404(request: AuthedRequest, pk: Any) -> EditJob:
+    job = edit_job_for_owner(user=request.user, job_id=pk)
+    if job is None:
+        raise Http404("No such edit")
+    return job
+
+
+def _failure_reason(job: EditJob) -> str:
+    if job.state == EditJob.State.EXPIRED:
+        return job.error_detail or "The editing service did not finish in time, so we stopped waiting."
+    return job.error_detail or "The editing service could not edit this photo."
+
+
+def _panel_context(job: EditJob) -> dict[str, Any]:
+    from editor.selectors.jobs import edit_job_progress  # the jobs engineer's module
+
+    progress = edit_job_progress(job=job)
+    phase = progress["phase"]
+    # edit_job_progress already checked the ledger for the one refund a failed job gets.
+    refunded = job.cost_credits if progress.get("not_charged") else 0
+    return {
+        "job": job,
+        "progress": progress,
+        "phase": phase,
+        "phase_label": PHASE_LABELS.get(phase, phase.title()),
+        "percent": max(0, min(100, round(float(progress.get("fraction") or 0) * 100))),
+        "running": phase in ("queued", "processing", "saving"),
+        "before_url": photo_image_url(photo=job.photo),
+        "after_url": job_result_url(job=job) if job.result_image else "",
+        "failure_reason": _failure_reason(job) if phase in ("failed", "expired") else "",
+        "refunded": refunded,
+        "other_clothing": Clothing.BOTTOMWEAR if job.clothing == Clothing.TOPWEAR else Clothing.TOPWEAR,
+    }
+
+
+@login_required
+@require_GET
+def job_detail(request: AuthedRequest, pk: Any) -> HttpResponse:
+    job = _job_or_404(request, pk)
+    return render(request, "editor/job_detail.html", _panel_context(job))
+
+
+@login_required
+@require_GET
+def job_status(request: AuthedRequest, pk: Any) -> HttpResponse:
+    """The live panel, polled by htmx. When the phase changed it also updates the screen-reader announcer."""
+    job = _job_or_404(request, pk)
+    context = _panel_context(job)
+    context["announce"] = request.GET.get("phase") != context["phase"]
+    response = render(request, "editor/_job_panel.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def job_delete(request: AuthedRequest, pk: Any) -> HttpResponse:
+    from editor.services.jobs import EditJobRefused, edit_job_delete  # the jobs engineer's module
+
+    job = _job_or_404(request, pk)
+    try:
+        edit_job_delete(user=request.user, job=job)
+    except EditJobRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("editor:job_detail", pk=job.pk)
+    messages.success(request, "The edit and its files were deleted.")
+    return redirect("editor:gallery")

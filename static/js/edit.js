@@ -1,0 +1,205 @@
+/* New edit page: drag-and-drop, checks before upload, the movable 512x512 crop square, prompt chips,
+   and (with S3) a direct browser-to-bucket upload for large files. No framework, no CDN. */
+(function () {
+  "use strict";
+  var form = document.getElementById("edit-form");
+  if (!form) return;
+  var input = form.querySelector("input[type=file]");
+  var dropzone = document.getElementById("dropzone");
+  var errors = document.getElementById("image-errors");
+  var status = document.getElementById("upload-status");
+  var note = document.getElementById("preview-note");
+  var crop = document.getElementById("crop");
+  var stage = document.getElementById("crop-stage");
+  var img = document.getElementById("crop-image");
+  var square = document.getElementById("crop-square");
+  var zoom = document.getElementById("crop-zoom");
+  var preview = document.getElementById("crop-preview");
+  var fields = {
+    left: form.querySelector("[name=crop_left]"), top: form.querySelector("[name=crop_top]"),
+    side: form.querySelector("[name=crop_side]"), photo: form.querySelector("[name=photo]")
+  };
+  var maxBytes = parseInt(form.dataset.maxBytes, 10);
+  var accepted = ["image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"];
+  // The square, in fractions: left of width, top of height, side of the shorter side.
+  var sel = { left: 0, top: 0, side: 1 };
+  var objectUrl = null;
+
+  document.querySelectorAll(".chip[data-prompt]").forEach(function (chip) {
+    chip.addEventListener("click", function () {
+      var prompt = form.querySelector("[name=prompt]");
+      prompt.value = chip.dataset.prompt;
+      prompt.focus();
+    });
+  });
+
+  function showError(text) {
+    if (!errors) return;
+    errors.innerHTML = "";
+    if (text) { var p = document.createElement("p"); p.textContent = text; errors.appendChild(p); }
+  }
+
+  function mb(n) { return (n / 1048576).toFixed(n < 10485760 ? 1 : 0) + " MB"; }
+
+  function isHeic(file) { return /\.(heic|heif)$/i.test(file.name) || /hei[cf]/.test(file.type); }
+
+  function check(file) {
+    if (file.size > maxBytes) return "This file is too big (" + mb(file.size) + "). The limit is " + mb(maxBytes) + ".";
+    if (file.size === 0) return "This file is empty. Please choose a photo.";
+    if (file.type && accepted.indexOf(file.type) < 0 && !isHeic(file))
+      return "This file is not a picture we can read. Please upload a JPEG, PNG, WebP or HEIC photo.";
+    return "";
+  }
+
+  function writeFields() {
+    if (!fields.left) return;
+    fields.left.value = sel.left.toFixed(5); fields.top.value = sel.top.toFixed(5); fields.side.value = sel.side.toFixed(5);
+  }
+
+  function centre() {
+    var w = img.naturalWidth, h = img.naturalHeight, s = Math.min(w, h) * sel.side;
+    sel.left = (w - s) / 2 / w; sel.top = (h - s) / 2 / h;
+  }
+
+  function clamp() {
+    var w = img.naturalWidth, h = img.naturalHeight, s = Math.min(w, h) * sel.side;
+    sel.left = Math.min(Math.max(0, sel.left), (w - s) / w);
+    sel.top = Math.min(Math.max(0, sel.top), (h - s) / h);
+  }
+
+  function draw() {
+    if (!img.naturalWidth) return;
+    clamp();
+    var w = img.naturalWidth, h = img.naturalHeight, s = Math.min(w, h) * sel.side;
+    square.style.left = (sel.left * 100) + "%"; square.style.top = (sel.top * 100) + "%";
+    square.style.width = (s / w * 100) + "%"; square.style.height = (s / h * 100) + "%";
+    var ctx = preview.getContext("2d");
+    ctx.imageSmoothingQuality = "high";
+    ctx.drawImage(img, sel.left * w, sel.top * h, s, s, 0, 0, preview.width, preview.height);
+    writeFields();
+  }
+
+  function useFile(file) {
+    showError("");
+    if (fields.photo) fields.photo.value = "";
+    var problem = check(file);
+    if (problem) { showError(problem); input.value = ""; crop.hidden = true; return; }
+    if (objectUrl) URL.revokeObjectURL(objectUrl);
+    objectUrl = URL.createObjectURL(file);
+    sel = { left: 0, top: 0, side: 1 };
+    zoom.value = 100;
+    note.hidden = true;
+    img.onload = function () {
+      crop.hidden = false; centre(); draw();
+      if (Math.min(img.naturalWidth, img.naturalHeight) < parseInt(form.dataset.minSide, 10))
+        showError("This picture is too small (" + img.naturalWidth + "x" + img.naturalHeight + " pixels).");
+    };
+    img.onerror = function () {
+      // Most browsers cannot show HEIC: the server converts it and uses the centre square.
+      crop.hidden = true;
+      ["left", "top", "side"].forEach(function (k) { if (fields[k]) fields[k].value = ""; });
+      note.hidden = false;
+      note.textContent = isHeic(file)
+        ? "Your browser cannot preview HEIC photos. We convert it and use the centre square."
+        : "This picture could not be previewed; the server will check it when you start the edit.";
+    };
+    img.src = objectUrl;
+  }
+
+  if (input) {
+    input.addEventListener("change", function () { if (input.files.length) useFile(input.files[0]); });
+    ["dragenter", "dragover"].forEach(function (name) {
+      dropzone.addEventListener(name, function (e) { e.preventDefault(); dropzone.classList.add("dragging"); });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      dropzone.addEventListener(name, function () { dropzone.classList.remove("dragging"); });
+    });
+    dropzone.addEventListener("drop", function (e) {
+      e.preventDefault();
+      if (e.dataTransfer && e.dataTransfer.files.length) {
+        input.files = e.dataTransfer.files;
+        useFile(input.files[0]);
+      }
+    });
+  }
+
+  if (square) {
+    var drag = null;
+    square.addEventListener("pointerdown", function (e) {
+      drag = { x: e.clientX, y: e.clientY, left: sel.left, top: sel.top };
+      square.setPointerCapture(e.pointerId);
+      e.preventDefault();
+    });
+    square.addEventListener("pointermove", function (e) {
+      if (!drag) return;
+      var rect = stage.getBoundingClientRect();
+      sel.left = drag.left + (e.clientX - drag.x) / rect.width;
+      sel.top = drag.top + (e.clientY - drag.y) / rect.height;
+      draw();
+    });
+    ["pointerup", "pointercancel"].forEach(function (name) { square.addEventListener(name, function () { drag = null; }); });
+    square.addEventListener("keydown", function (e) {
+      var step = e.shiftKey ? 0.1 : 0.02, moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      if (!moves[e.key]) return;
+      e.preventDefault();
+      sel.left += moves[e.key][0]; sel.top += moves[e.key][1];
+      draw();
+    });
+    zoom.addEventListener("input", function () {
+      var w = img.naturalWidth, h = img.naturalHeight, old = Math.min(w, h) * sel.side;
+      var cx = sel.left * w + old / 2, cy = sel.top * h + old / 2;
+      sel.side = parseInt(zoom.value, 10) / 100;
+      var s = Math.min(w, h) * sel.side;
+      sel.left = (cx - s / 2) / w; sel.top = (cy - s / 2) / h;
+      draw();
+    });
+    if (img.getAttribute("src")) img.addEventListener("load", function () { centre(); draw(); });
+  }
+
+  function post(url, data) {
+    var body = new FormData();
+    Object.keys(data).forEach(function (k) { body.append(k, data[k]); });
+    return fetch(url, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value }
+    }).then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.error || "Upload failed."); return j; }); });
+  }
+
+  // Large files with S3: browser -> bucket (presigned POST), then the server checks and normalises it.
+  function directUpload(file) {
+    status.textContent = "Uploading your photo…";
+    return post(form.dataset.uploadStart, {}).then(function (grant) {
+      var body = new FormData();
+      Object.keys(grant.fields).forEach(function (k) { body.append(k, grant.fields[k]); });
+      body.append("file", file);
+      return fetch(grant.url, { method: "POST", body: body }).then(function (r) {
+        if (!r.ok) throw new Error(r.status === 400 ? "This file is too big." : "The upload failed. Please try again.");
+        status.textContent = "Checking your photo…";
+        return post(form.dataset.uploadFinish, {
+          key: grant.key, name: file.name,
+          crop_left: fields.left.value, crop_top: fields.top.value, crop_side: fields.side.value
+        });
+      });
+    });
+  }
+
+  var sending = false;
+  form.addEventListener("submit", function (e) {
+    var button = document.getElementById("submit-edit");
+    if (sending) { e.preventDefault(); return; }
+    var file = input && input.files.length ? input.files[0] : null;
+    if (file && check(file)) { e.preventDefault(); showError(check(file)); return; }
+    var direct = form.dataset.uploadStart && file && file.size >= parseInt(form.dataset.directMinBytes, 10);
+    sending = true; button.disabled = true;
+    if (!direct) { status.textContent = "Sending…"; return; }
+    e.preventDefault();
+    directUpload(file).then(function (result) {
+      fields.photo.value = result.photo;
+      input.value = "";  // the server already has the photo: do not send the bytes again
+      status.textContent = "Starting the edit…";
+      form.submit();
+    }).catch(function (err) {
+      showError(err.message); status.textContent = ""; sending = false; button.disabled = false;
+    });
+  });
+})();
