@@ -216,6 +216,12 @@ STARTER_CREDITS = env_positive_int("STARTER_CREDITS", 10, allow_zero=True)
 EDIT_COST_CREDITS = env_positive_int("EDIT_COST_CREDITS", 1)
 MAX_JOBS_IN_FLIGHT_PER_USER = env_positive_int("MAX_JOBS_IN_FLIGHT_PER_USER", 5)
 
+# --- Operators' dashboard ----------------------------------------------------------------------------
+# Warn when the oldest job in flight has waited longer than this (workers down or overloaded).
+DASHBOARD_BACKLOG_ALERT_SECONDS = env_positive_int("DASHBOARD_BACKLOG_ALERT_SECONDS", 600)
+# Warn about submitted jobs this close to the provider's retention deadline (their results may be lost).
+DASHBOARD_RETENTION_WARNING_SECONDS = env_positive_int("DASHBOARD_RETENTION_WARNING_SECONDS", 600)
+
 # --- The Fashion AI provider (Segmind's protocol) ---------------------------------------------------
 SEGMIND_API_KEY = env.str("SEGMIND_API_KEY", default="")
 # The Segmind cloud when a Segmind key is given, else our self-hosted service.
@@ -278,6 +284,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-edit-jobs": {
         "task": "editor.tasks.sweep_edit_jobs",
         "schedule": timedelta(seconds=env_positive_int("SWEEP_INTERVAL_SECONDS", 30)),
+    },
+    # Keeps the dashboard's daily rollup for today and yesterday current (idempotent rebuild).
+    "refresh-usage-rollup": {
+        "task": "editor.dashboard.tasks.refresh_usage_rollup",
+        "schedule": timedelta(seconds=env_positive_int("USAGE_ROLLUP_INTERVAL_SECONDS", 300)),
     },
 }
 # Tests run tasks eagerly only where they say so.

@@ -1,5 +1,12 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from editor.dashboard import views
+
+# Mounted at /staff/ by fashionsite/urls.py; names are global (base.html links 'staff_dashboard').
+urlpatterns = [
+    path("dashboard/", views.dashboard, name="staff_dashboard"),
+    path("dashboard/export.csv", views.dashboard_export, name="staff_dashboard_export"),
+    path("users/<int:user_id>/", views.user_usage_view, name="staff_user_usage"),
+]

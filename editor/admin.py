@@ -1,0 +1,435 @@
+"""The Django admin for operators: users and their credits, photos, jobs, the ledger, provider errors, alerts.
+
+Credits move only through editor.services.credits (grant/adjust/refund), each move is audited twice: the
+ledger entry carries created_by and the reason, and a LogEntry records the admin action. The ledger,
+provider errors and jobs are read-only here: history is never edited by hand.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable
+from operator import attrgetter
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from editor.dashboard.models import DailyUsage
+from editor.dashboard.selectors import job_timeline
+from editor.dashboard.services import operator_alert_resolve
+from editor.models import CreditEntry, EditJob, OperatorAlert, Photo, ProviderError
+from editor.services.credits import CreditsError, credits_adjust, credits_grant, credits_refund_for_job
+
+User = get_user_model()
+CsvColumns = list[tuple[str, Callable[[Any], Any]]]
+
+
+# --- Helpers ------------------------------------------------------------------------------------------
+
+
+def _csv_response(filename: str, columns: CsvColumns, rows: Iterable[Any]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow([header for header, _ in columns])
+    for row in rows:
+        writer.writerow([_csv_safe(getter(row)) for _, getter in columns])
+    return response
+
+
+def _csv_safe(value: Any) -> Any:
+    # A cell starting with = + - @ runs as a formula in spreadsheets: quote it (user text such as prompts).
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@admin.action(description="Export selected rows as CSV")
+def export_as_csv(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse:
+    model = queryset.model._meta.model_name
+    return _csv_response(f"{model}-{timezone.now():%Y%m%d-%H%M%S}.csv", modeladmin.csv_columns, queryset)
+
+
+def _staff(request: HttpRequest) -> AbstractBaseUser:
+    # The admin only lets active staff in, so the acting user is a real account.
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    return user
+
+
+def _image(field: Any, size: int = 64) -> str:
+    """A thumbnail through the storage's URL: presigned and expiring on S3, and the admin is staff-only."""
+    if not field:
+        return "–"
+    try:
+        url = field.url
+    except Exception:  # a missing file or unreachable storage must not break the admin page
+        return "(unavailable)"
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="" width="{}" height="{}"></a>',
+        url, url, size, size,
+    )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the application: staff may look and export, never add, edit or delete."""
+
+    actions = [export_as_csv]
+    csv_columns: CsvColumns = []
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- Users and credits ----------------------------------------------------------------------------
+
+
+class CreditsForm(forms.Form):
+    amount = forms.IntegerField(help_text="Credits to add (a grant) or add/remove (an adjustment, may be negative).")
+    reason = forms.CharField(max_length=255, help_text="Shown in the user's ledger and kept for the audit.")
+
+    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+
+    def clean_amount(self) -> int:
+        amount = self.cleaned_data["amount"]
+        if self.kind == "grant" and amount <= 0:
+            raise forms.ValidationError("A grant must be a positive number of credits.")
+        if amount == 0:
+            raise forms.ValidationError("The amount cannot be zero.")
+        return amount
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Give a reason.")
+        return reason
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ("username", "email", "balance", "usage_link", "is_staff", "is_active", "date_joined")
+    actions = ["grant_credits", "adjust_credits", export_as_csv]
+    csv_columns: CsvColumns = [
+        ("id", lambda u: u.pk),
+        ("email", lambda u: u.email),
+        ("balance", lambda u: u.balance),
+        ("is_staff", lambda u: u.is_staff),
+        ("date_joined", lambda u: u.date_joined.isoformat()),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).annotate(balance=F("credit_account__balance"))
+
+    @admin.display(description="Balance", ordering="balance")
+    def balance(self, obj: Any) -> int:
+        return obj.balance or 0
+
+    @admin.display(description="Usage")
+    def usage_link(self, obj: Any) -> str:
+        return format_html('<a href="{}">usage</a>', reverse("staff_user_usage", args=[obj.pk]))
+
+    @admin.action(description="Grant credits to the selected users…", permissions=["change"])
+    def grant_credits(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        return self._credits_action(request, queryset, kind="grant")
+
+    @admin.action(description="Adjust credits of the selected users…", permissions=["change"])
+    def adjust_credits(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        return self._credits_action(request, queryset, kind="adjust")
+
+    def _credits_action(self, request: HttpRequest, queryset: QuerySet[Any], *, kind: str) -> HttpResponse | None:
+        # An intermediate page: the first POST (from the changelist) shows the form, the second applies it.
+        form = CreditsForm(request.POST if "apply" in request.POST else None, kind=kind)
+        if "apply" in request.POST and form.is_valid():
+            amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+            done = 0
+            for user in queryset:
+                try:
+                    if kind == "grant":
+                        entry = credits_grant(user=user, amount=amount, reason=reason, created_by=_staff(request))
+                    else:
+                        entry = credits_adjust(user=user, amount=amount, reason=reason, created_by=_staff(request))
+                except CreditsError as exc:
+                    self.message_user(request, f"{user.email or user.username}: {exc}", messages.ERROR)
+                    continue
+                self.log_change(request, user, f"{kind} {entry.amount:+d} credits (ledger entry {entry.pk}): {reason}")
+                done += 1
+            if done:
+                self.message_user(
+                    request, f"{kind.capitalize()}: {amount:+d} credits for {done} user(s).", messages.SUCCESS
+                )
+            return HttpResponseRedirect(request.get_full_path())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Grant credits" if kind == "grant" else "Adjust credits",
+            "form": form,
+            "users": queryset,
+            "action": f"{kind}_credits",
+            "opts": self.model._meta,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        }
+        return TemplateResponse(request, "dashboard/admin_credits_form.html", context)
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(ReadOnlyAdmin):
+    """The append-only ledger: nothing here can be added, changed or deleted."""
+
+    list_display = ("created_at", "user", "kind", "amount", "balance_after", "job_link", "reason", "created_by")
+    list_filter = ("kind", "created_at")
+    search_fields = ("user__email", "reason", "job__request_id")
+    list_select_related = ("user", "created_by", "job")
+    date_hierarchy = "created_at"
+    csv_columns: CsvColumns = [
+        ("id", lambda e: e.pk),
+        ("created_at", lambda e: e.created_at.isoformat()),
+        ("user_email", lambda e: e.user.email),
+        ("kind", lambda e: e.kind),
+        ("amount", lambda e: e.amount),
+        ("balance_after", lambda e: e.balance_after),
+        ("job", lambda e: e.job_id),
+        ("reason", lambda e: e.reason),
+        ("created_by", lambda e: e.created_by.email if e.created_by else ""),
+    ]
+
+    @admin.display(description="Job")
+    def job_link(self, obj: CreditEntry) -> str:
+        if not obj.job_id:
+            return "–"
+        return format_html('<a href="{}">{}</a>', reverse("admin:editor_editjob_change", args=[obj.job_id]),
+                           str(obj.job_id)[:8])
+
+
+# --- Photos and jobs ----------------------------------------------------------------------------
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    list_display = ("short_id", "owner", "thumb", "width", "height", "size_bytes", "created_at")
+    list_filter = ("created_at",)
+    search_fields = ("owner__email", "original_name", "id")
+    list_select_related = ("owner",)
+    date_hierarchy = "created_at"
+    readonly_fields = ("id", "owner", "preview", "width", "height", "size_bytes", "original_name", "source_job",
+                       "created_at")
+    fields = readonly_fields
+    actions = [export_as_csv]
+    csv_columns: CsvColumns = [
+        ("id", lambda p: p.pk),
+        ("owner_email", lambda p: p.owner.email),
+        ("width", lambda p: p.width),
+        ("height", lambda p: p.height),
+        ("size_bytes", lambda p: p.size_bytes),
+        ("created_at", lambda p: p.created_at.isoformat()),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # photos come through the site's upload checks only
+
+    @admin.display(description="Photo")
+    def short_id(self, obj: Photo) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="Thumbnail")
+    def thumb(self, obj: Photo) -> str:
+        return _image(obj.thumbnail or obj.image)
+
+    @admin.display(description="Image")
+    def preview(self, obj: Photo) -> str:
+        return _image(obj.image, 256)
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Open"), ("no", "Resolved")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(EditJob)
+class EditJobAdmin(admin.ModelAdmin):
+    list_display = ("short_id", "owner", "clothing", "state", "cost_credits", "inference_time", "created_at",
+                    "result")
+    list_filter = ("state", "clothing", "created_at", "error_code")
+    search_fields = ("prompt", "request_id", "owner__email", "=id")
+    list_select_related = ("owner",)
+    date_hierarchy = "created_at"
+    # Jobs change only through the jobs service (guarded transitions): every field here is read-only.
+    readonly_fields = (
+        "id", "owner", "photo_link", "prompt", "clothing", "state", "cost_credits", "timeline", "result_preview",
+        "request_id", "status_url", "response_url", "provider_status", "provider_metrics", "inference_time",
+        "error_code", "error_detail", "submit_attempts", "poll_count", "next_poll_at", "last_polled_at",
+        "created_at", "submitted_at", "processing_at", "provider_completed_at", "finished_at", "updated_at",
+        "source_job",
+    )
+    fieldsets = (
+        (None, {"fields": ("id", "owner", "photo_link", "prompt", "clothing", "state", "cost_credits")}),
+        ("Timeline", {"fields": ("timeline",)}),
+        ("Result", {"fields": ("result_preview",)}),
+        ("Provider", {"fields": ("request_id", "status_url", "response_url", "provider_status", "provider_metrics",
+                                 "inference_time", "error_code", "error_detail", "submit_attempts", "poll_count",
+                                 "next_poll_at", "last_polled_at")}),
+        ("Times", {"fields": ("created_at", "submitted_at", "processing_at", "provider_completed_at",
+                              "finished_at", "updated_at", "source_job")}),
+    )
+    actions = ["retry_jobs", "refund_jobs", export_as_csv]
+    csv_columns: CsvColumns = [
+        ("id", lambda j: j.pk),
+        ("owner_email", lambda j: j.owner.email),
+        ("state", lambda j: j.state),
+        ("clothing", lambda j: j.clothing),
+        ("prompt", lambda j: j.prompt),
+        ("cost_credits", lambda j: j.cost_credits),
+        ("request_id", lambda j: j.request_id),
+        ("inference_time", lambda j: j.inference_time),
+        ("error_code", lambda j: j.error_code),
+        ("created_at", lambda j: j.created_at.isoformat()),
+        ("finished_at", lambda j: j.finished_at.isoformat() if j.finished_at else ""),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # edits start from the site, where the upload is checked and credits reserved
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # history and the ledger's job links stay
+
+    @admin.display(description="Job")
+    def short_id(self, obj: EditJob) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="Result")
+    def result(self, obj: EditJob) -> str:
+        return _image(obj.result_thumbnail or obj.result_image, 48)
+
+    @admin.display(description="Result")
+    def result_preview(self, obj: EditJob) -> str:
+        return _image(obj.result_image, 256)
+
+    @admin.display(description="Photo")
+    def photo_link(self, obj: EditJob) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:editor_photo_change", args=[obj.photo_id]),
+                           str(obj.photo_id)[:8])
+
+    @admin.display(description="Timeline")
+    def timeline(self, obj: EditJob) -> str:
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((f"{e.at:%Y-%m-%d %H:%M:%S}", e.what, e.detail) for e in job_timeline(job=obj)),
+        )
+        return format_html('<table class="job-timeline"><tbody>{}</tbody></table>', rows)
+
+    @admin.action(description="Retry the selected failed/expired jobs (as new jobs, charged normally)",
+                  permissions=["change"])
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[EditJob]) -> None:
+        from editor.services.jobs import EditJobRefused, edit_job_retry
+
+        for job in queryset.select_related("owner", "photo"):
+            try:
+                new_job = edit_job_retry(job=job, staff_user=_staff(request))
+            except (EditJobRefused, CreditsError) as exc:
+                self.message_user(request, f"Job {str(job.pk)[:8]}: {exc}", messages.ERROR)
+                continue
+            self.log_change(request, job, f"retried as job {new_job.pk}")
+            self.message_user(request, f"Job {str(job.pk)[:8]} retried as {str(new_job.pk)[:8]}.", messages.SUCCESS)
+
+    @admin.action(description="Refund the selected finished jobs (once per job)", permissions=["change"])
+    def refund_jobs(self, request: HttpRequest, queryset: QuerySet[EditJob]) -> None:
+        for job in queryset:
+            if not job.is_final:
+                self.message_user(request, f"Job {str(job.pk)[:8]} is still running: not refunded.", messages.ERROR)
+                continue
+            entry = credits_refund_for_job(job=job, reason=f"Refunded by staff ({request.user.get_username()})")
+            if entry is None:
+                self.message_user(request, f"Job {str(job.pk)[:8]} was already refunded (or never charged).",
+                                  messages.WARNING)
+                continue
+            self.log_change(request, job, f"refunded {entry.amount:+d} credits (ledger entry {entry.pk})")
+            self.message_user(request, f"Job {str(job.pk)[:8]}: refunded {entry.amount} credit(s).", messages.SUCCESS)
+
+
+# --- Provider errors, alerts, the rollup -------------------------------------------------------------
+
+
+@admin.register(ProviderError)
+class ProviderErrorAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "http_status", "job", "detail")
+    list_filter = ("kind", "created_at")
+    search_fields = ("detail", "job__request_id")
+    date_hierarchy = "created_at"
+    csv_columns: CsvColumns = [
+        ("created_at", lambda e: e.created_at.isoformat()),
+        ("kind", lambda e: e.kind),
+        ("http_status", lambda e: e.http_status),
+        ("job", lambda e: e.job_id),
+        ("detail", lambda e: e.detail),
+    ]
+
+
+@admin.register(OperatorAlert)
+class OperatorAlertAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "message", "resolved_at", "resolved_by")
+    list_filter = (OpenFilter, "kind")
+    readonly_fields = ("kind", "message", "job", "created_at", "resolved_at", "resolved_by")
+    actions = ["resolve", export_as_csv]
+    csv_columns: CsvColumns = [
+        ("created_at", lambda a: a.created_at.isoformat()),
+        ("kind", lambda a: a.kind),
+        ("message", lambda a: a.message),
+        ("resolved_at", lambda a: a.resolved_at.isoformat() if a.resolved_at else ""),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Resolve the selected alerts", permissions=["change"])
+    def resolve(self, request: HttpRequest, queryset: QuerySet[OperatorAlert]) -> None:
+        resolved = 0
+        for alert in queryset:
+            if operator_alert_resolve(alert=alert, staff_user=_staff(request)):
+                self.log_change(request, alert, "resolved")
+                resolved += 1
+        self.message_user(request, f"Resolved {resolved} alert(s).", messages.SUCCESS)
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(ReadOnlyAdmin):
+    list_display = ("day", "jobs_total", "jobs_succeeded", "jobs_failed", "jobs_expired", "active_users",
+                    "credits_charged", "credits_refunded", "built_at")
+    date_hierarchy = "day"
+    csv_columns: CsvColumns = [
+        (name, attrgetter(name))
+        for name in ("day", "jobs_total", "jobs_succeeded", "jobs_failed", "jobs_expired", "jobs_in_flight",
+                     "active_users", "inference_p50", "inference_p95", "e2e_p50", "e2e_p95",
+                     "credits_charged", "credits_refunded", "credits_granted", "credits_adjusted")
+    ]
