@@ -215,6 +215,9 @@ def _topwear_geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for s, e, w in ((L_SHOULDER, L_ELBOW, L_WRIST), (R_SHOULDER, R_ELBOW, R_WRIST)):
         if lm[e, 2] > 0.2:
             _limb(canvas, _pt(lm, s), _pt(lm, e), 0.55 * scale)
+            # Round cap: a bent sleeve bulges past the elbow joint.
+            elbow = (int(round(float(lm[e, 0]))), int(round(float(lm[e, 1]))))
+            cv2.circle(canvas, elbow, int(0.36 * scale), (1,), -1)
             if lm[w, 2] > 0.2:
                 _limb(canvas, _pt(lm, e), _pt(lm, w) * 0.85 + _pt(lm, e) * 0.15, 0.38 * scale)
     # Colour seed: the middle of the chest (a shrunken torso quad, nudged up: the belt line is less reliable).
@@ -451,7 +454,7 @@ def _recolour(rgb: np.ndarray, lab: np.ndarray, mask: np.ndarray, spec: EditSpec
     contrast, offset = _MATERIAL_LOOK.get(spec.material or "", (1.0, 0.0))
     # Very uniform garments (a flat white shirt) have tiny variations; very busy ones would look noisy: normalise
     # the fold contrast into a natural range, then apply the material's contrast.
-    fold_gain = float(np.clip(8.0 / std_l, 0.6, 1.3)) * contrast
+    fold_gain = float(np.clip(8.0 / std_l, 0.6, 2.0)) * contrast
     deviation = (lab[..., 0] - mean_l) * fold_gain
 
     ys, xs = np.nonzero(_dilate(mask, 3))
