@@ -66,3 +66,122 @@ def test_job_succeeds_and_result_outlives_provider_retention(
         assert small.format == "WEBP" and max(small.size) == 256
     assert balance(user) == 2 == credits_ledger_sum(user_id=user.pk)
     assert not CreditEntry.objects.filter(job=job, kind=CreditEntry.Kind.REFUND).exists()
+
+
+def test_provider_failed_job_ends_failed_with_one_refund(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    with run_fashionai(delay=0.2, fail_rate=1.0) as fai:
+        worker = celery_worker_factory(fashionai=fai)
+        user = funded_user(2)
+        job = edit_job_submit(user=user, photo=make_photo(user), prompt="blue jeans", clothing="bottomwear")
+        (job,) = wait_for_jobs([job.pk], worker=worker)
+    assert job.state == EditJob.State.FAILED
+    assert job.error_code == "provider_failed"
+    assert "Simulated failure" in job.error_detail  # the provider's own words reach the user
+    assert CreditEntry.objects.filter(job=job, kind=CreditEntry.Kind.REFUND).count() == 1
+    assert balance(user) == 2 == credits_ledger_sum(user_id=user.pk)
+    assert ProviderError.objects.filter(job=job, kind="422").exists()
+
+
+def test_request_the_provider_forgot_ends_expired_with_one_refund(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    user = funded_user(2)
+    with run_fashionai(delay=60) as fai:
+        port = fai.port
+        worker = celery_worker_factory(fashionai=fai)
+        job = edit_job_submit(user=user, photo=make_photo(user), prompt="a green shirt", clothing="topwear")
+        deadline = time.monotonic() + 20
+        while EditJob.objects.get(pk=job.pk).poll_count < 1:
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.1)
+    # A fresh provider on the same address knows nothing of the request: 404.
+    with run_fashionai(port=port):
+        (job,) = wait_for_jobs([job.pk], worker=worker, timeout=20)
+    assert job.state == EditJob.State.EXPIRED
+    assert CreditEntry.objects.filter(job=job, kind=CreditEntry.Kind.REFUND).count() == 1
+    assert balance(user) == 2 == credits_ledger_sum(user_id=user.pk)
+    assert ProviderError.objects.filter(job=job, kind="404").exists()
+
+
+def test_error_storm_slows_jobs_but_loses_none(celery_worker_factory: Any, funded_user: Any, make_photo: Any) -> None:
+    # Half of all API calls answer 429 (with Retry-After), 500 or 502.
+    with run_fashionai(delay=0.3, error_rate=0.5, extra_args=["--seed", "7"]) as fai:
+        worker = celery_worker_factory(fashionai=fai)
+        user = funded_user(5)
+        photo = make_photo(user)
+        jobs = [
+            edit_job_submit(user=user, photo=photo, prompt=f"a shirt in colour {n}", clothing="topwear")
+            for n in range(5)
+        ]
+        done = wait_for_jobs([j.pk for j in jobs], worker=worker, timeout=60)
+    assert [j.state for j in done] == [EditJob.State.SUCCEEDED] * 5
+    kinds = set(ProviderError.objects.filter(job__in=done).values_list("kind", flat=True))
+    assert kinds & {"429", "5xx"}
+    assert balance(user) == 0 == credits_ledger_sum(user_id=user.pk)
+    assert not CreditEntry.objects.filter(kind=CreditEntry.Kind.REFUND).exists()
+
+
+def test_provider_down_at_submit_keeps_the_job_and_the_credits(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    from tests.support.services import free_port
+
+    port = free_port()  # nothing listens here yet: every submit is a refused connection (never sent)
+    down = type("Down", (), {"base_url": f"http://127.0.0.1:{port}/v1", "api_key": "test-key"})()
+    worker = celery_worker_factory(fashionai=down)
+    user = funded_user(2)
+    photo = make_photo(user)
+    jobs = [edit_job_submit(user=user, photo=photo, prompt="a black shirt", clothing="topwear") for _ in range(2)]
+    deadline = time.monotonic() + 20
+    while EditJob.objects.filter(pk__in=[j.pk for j in jobs], submit_attempts__gte=2).count() < 2:
+        assert time.monotonic() < deadline, worker.log()[-3000:]
+        time.sleep(0.1)
+    assert set(EditJob.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True)) == {"created"}
+    assert ProviderError.objects.filter(kind="network", job__in=jobs).exists()
+    assert balance(user) == 0  # still reserved, nothing refunded, nothing lost
+    with run_fashionai(port=port, delay=0.2):
+        done = wait_for_jobs([j.pk for j in jobs], worker=worker, timeout=30)
+    assert [j.state for j in done] == [EditJob.State.SUCCEEDED] * 2
+    assert balance(user) == 0 == credits_ledger_sum(user_id=user.pk)
+    assert CreditEntry.objects.filter(user=user, kind=CreditEntry.Kind.CHARGE).count() == 2
+
+
+def test_provider_out_of_credits_fails_with_refund_and_alerts_operators(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    from editor.models import OperatorAlert
+
+    with run_fashionai(api_keys="broke-key:0") as fai:  # our provider account has no credits: 406
+        worker = celery_worker_factory(fashionai=fai)
+        user = funded_user(1)
+        job = edit_job_submit(user=user, photo=make_photo(user), prompt="a red skirt", clothing="bottomwear")
+        (job,) = wait_for_jobs([job.pk], worker=worker)
+    assert job.state == EditJob.State.FAILED and job.error_code == "provider_406"
+    assert "not charged" in job.error_detail
+    assert balance(user) == 1 == credits_ledger_sum(user_id=user.pk)
+    assert OperatorAlert.objects.filter(kind=OperatorAlert.Kind.PROVIDER_NO_CREDITS, resolved_at=None).count() == 1
+
+
+def test_worker_killed_mid_polling_then_a_new_worker_finishes_every_job(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any, settings: Any
+) -> None:
+    with run_fashionai(delay=3) as fai:
+        worker = celery_worker_factory(fashionai=fai, env={"FASHION_AI_EXPECTED_SECONDS": "3"})
+        user = funded_user(5)
+        photo = make_photo(user)
+        jobs = [edit_job_submit(user=user, photo=photo, prompt="a yellow top", clothing="topwear") for _ in range(5)]
+        ids = [j.pk for j in jobs]
+        deadline = time.monotonic() + 20
+        while EditJob.objects.filter(pk__in=ids, state="submitted", poll_count__gte=1).count() < 5:
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.05)
+        worker.kill()  # SIGKILL mid-polling: its scheduled poll messages die with it
+        time.sleep(4)  # the provider finishes meanwhile
+        assert EditJob.objects.filter(pk__in=ids, state="submitted").count() == 5
+        worker.start()  # a new worker (with beat): the sweeper re-enqueues the overdue polls
+        done = wait_for_jobs(ids, worker=worker, timeout=40)
+    assert [j.state for j in done] == [EditJob.State.SUCCEEDED] * 5
+    assert all(job.result_image.name for job in done)
+    assert balance(user) == 0 == credits_ledger_sum(user_id=user.pk)
