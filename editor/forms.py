@@ -63,7 +63,7 @@ class EditForm(forms.Form):
         return prompt
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         sources = [bool(data.get("image")), bool(data.get("photo")), bool(data.get("source_job"))]
         if sum(sources) == 0:
             self.add_error("image", "Please choose a photo.")

@@ -82,6 +82,8 @@ def gallery_queryset(*, user: AbstractBaseUser, filters: GalleryFilters) -> Quer
         .only(
             "id", "owner_id", "prompt", "clothing", "state", "created_at", "finished_at",
             "result_thumbnail", "error_detail", "photo__id", "photo__thumbnail", "photo__image",
+            # ImageField reads its width/height fields when a row loads: deferring them costs 2 queries a row.
+            "photo__width", "photo__height",
         )
         .order_by("-created_at", "-id")
     )
@@ -134,7 +136,7 @@ def credits_summary(*, user: AbstractBaseUser) -> dict[str, int]:
 
 # --- File URLs: presigned S3 URLs (signed locally), or permission-checked views for local files -------
 
-def _file_url(name: str, *, view_name: str, pk: Any) -> str:
+def _file_url(name: str | None, *, view_name: str, pk: Any) -> str:
     if not name:
         return ""
     if settings.USE_S3:

@@ -195,9 +195,9 @@ def _store(
     saved: list[str] = []
     try:
         photo.image.save("photo.jpg", ContentFile(image_bytes), save=False)
-        saved.append(photo.image.name)
+        saved.append(photo.image.name or "")
         photo.thumbnail.save("thumb.jpg", ContentFile(thumb_bytes), save=False)
-        saved.append(photo.thumbnail.name)
+        saved.append(photo.thumbnail.name or "")
         photo.width = photo.height = SIDE
         photo.size_bytes = len(image_bytes)
         photo.save()
@@ -243,10 +243,14 @@ def photo_delete(*, photo: Photo) -> None:
     """Delete a photo nobody's edit uses (a refused submit's upload) and its files."""
     if photo.edit_jobs.exists():
         raise PhotoRejected("This photo is used by an edit.")
-    names = [f.name for f in (photo.image, photo.thumbnail) if f]
+    names = [f.name for f in (photo.image, photo.thumbnail) if f and f.name]
     photo.delete()
-    for name in names:
-        transaction.on_commit(lambda name=name: default_storage.delete(name))
+
+    def delete_files() -> None:
+        for name in names:
+            default_storage.delete(name)
+
+    transaction.on_commit(delete_files)
 
 
 # --- Direct browser-to-S3 uploads ------------------------------------------------------------------

@@ -9,14 +9,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models.fields.files import FieldFile
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
 from editor.selectors.gallery import edit_job_for_owner, job_download_filename, job_download_url, photo_for_owner
 from editor.types import AuthedRequest
 
 
-def _serve(field_file: FieldFile, *, download_name: str = "") -> HttpResponse:
+def _serve(field_file: FieldFile, *, download_name: str = "") -> HttpResponseBase:
     if not field_file:
         raise Http404("No such file")
     if settings.USE_S3:
@@ -24,14 +25,15 @@ def _serve(field_file: FieldFile, *, download_name: str = "") -> HttpResponse:
             field_file.name,
             parameters={"ResponseContentDisposition": f'attachment; filename="{download_name}"'},
         ) if download_name else field_file.url
-        response: HttpResponse = HttpResponseRedirect(url)
-        response["Cache-Control"] = "private, no-store"
-        return response
+        redirect = HttpResponseRedirect(url)
+        redirect["Cache-Control"] = "private, no-store"
+        return redirect
+    name = field_file.name or ""
     try:
-        handle = field_file.storage.open(field_file.name, "rb")
+        handle = field_file.storage.open(name, "rb")
     except FileNotFoundError as exc:
         raise Http404("No such file") from exc
-    response = FileResponse(handle, as_attachment=bool(download_name), filename=download_name or field_file.name)
+    response = FileResponse(handle, as_attachment=bool(download_name), filename=download_name or name)
     # Private to this browser; the content behind an id never changes.
     response["Cache-Control"] = "private, max-age=3600"
     return response
@@ -39,7 +41,7 @@ def _serve(field_file: FieldFile, *, download_name: str = "") -> HttpResponse:
 
 @login_required
 @require_GET
-def photo_image(request: AuthedRequest, pk: Any) -> HttpResponse:
+def photo_image(request: AuthedRequest, pk: Any) -> HttpResponseBase:
     photo = photo_for_owner(user=request.user, photo_id=pk)
     if photo is None:
         raise Http404("No such photo")
@@ -48,7 +50,7 @@ def photo_image(request: AuthedRequest, pk: Any) -> HttpResponse:
 
 @login_required
 @require_GET
-def photo_thumb(request: AuthedRequest, pk: Any) -> HttpResponse:
+def photo_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
     photo = photo_for_owner(user=request.user, photo_id=pk)
     if photo is None:
         raise Http404("No such photo")
@@ -57,7 +59,7 @@ def photo_thumb(request: AuthedRequest, pk: Any) -> HttpResponse:
 
 @login_required
 @require_GET
-def job_result(request: AuthedRequest, pk: Any) -> HttpResponse:
+def job_result(request: AuthedRequest, pk: Any) -> HttpResponseBase:
     job = edit_job_for_owner(user=request.user, job_id=pk)
     if job is None:
         raise Http404("No such edit")
@@ -66,7 +68,7 @@ def job_result(request: AuthedRequest, pk: Any) -> HttpResponse:
 
 @login_required
 @require_GET
-def job_thumb(request: AuthedRequest, pk: Any) -> HttpResponse:
+def job_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
     job = edit_job_for_owner(user=request.user, job_id=pk)
     if job is None:
         raise Http404("No such edit")
@@ -75,7 +77,7 @@ def job_thumb(request: AuthedRequest, pk: Any) -> HttpResponse:
 
 @login_required
 @require_GET
-def job_download(request: AuthedRequest, pk: Any) -> HttpResponse:
+def job_download(request: AuthedRequest, pk: Any) -> HttpResponseBase:
     job = edit_job_for_owner(user=request.user, job_id=pk)
     if job is None or not job.result_image:
         raise Http404("No such result")

@@ -31,6 +31,7 @@ def make_photo(user: Any, *, side: int = 512) -> Photo:
     photo = Photo(owner=user, original_name="p.jpg")
     photo.image.save("p.jpg", ContentFile(image_bytes(size=(side, side))), save=False)
     photo.thumbnail.save("t.jpg", ContentFile(image_bytes(size=(64, 64))), save=False)
+    photo.width = photo.height = side
     photo.save()
     return photo
 

@@ -34,7 +34,8 @@ def _refused(user: Any, data: bytes, name: str = "x.jpg") -> str:
 def test_accepted_formats_become_a_512_square_rgb_jpeg(make_user: Any, fmt: str, extra: dict[str, Any]) -> None:
     user = make_user()
     # Named .bin with a wrong content type: the type comes from the bytes, not from what the browser says.
-    photo = photo_create_from_upload(user=user, uploaded_file=upload(image_bytes(fmt, (900, 600)), "x.bin", "text/plain"))
+    data = image_bytes(fmt, (900, 600))
+    photo = photo_create_from_upload(user=user, uploaded_file=upload(data, "x.bin", "text/plain"))
     image = _open(photo)
     assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (512, 512))
     assert (photo.width, photo.height, photo.original_name) == (512, 512, "x.bin")
