@@ -11,8 +11,10 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -79,7 +81,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Health probes answer before host validation and the HTTPS redirect (see fashionsite/health.py).
+    "fashionsite.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -296,11 +301,62 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Logging -------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# JSON lines for log collectors in production, readable lines while developing. Both redact secrets
+# (API keys, passwords, presigned-URL signatures, secret settings' values): fashionsite/logging.py.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "fashionsite.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"()": "fashionsite.logging.RedactingFormatter",
+                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "fashionsite.logging.RedactingJsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+# Celery would replace the root handler with its own unredacted, non-JSON one.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Workers record a heartbeat in Redis this often (fashionsite/heartbeat.py, shown on the dashboard).
+WORKER_HEARTBEAT_SECONDS = env_positive_int("WORKER_HEARTBEAT_SECONDS", 10)
+
+# --- Sentry: only when a DSN is given; no personal data, keys redacted before sending ------------------
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from fashionsite.logging import init_sentry
+
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production") or "production",
+        release=env.str("SENTRY_RELEASE", default="") or None,
+        traces_sample_rate=env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )
+
+# --- Content Security Policy (django-csp): our own origin only, no inline scripts or styles ----------
+# Images (presigned GETs) and direct uploads (presigned POSTs) also come from / go to the bucket.
+_csp_media: list[str] = []
+if USE_S3:
+    _endpoint = STORAGES["default"]["OPTIONS"]["endpoint_url"]
+    if _endpoint:
+        _parts = urlsplit(_endpoint)
+        _csp_media.append(f"{_parts.scheme}://{_parts.netloc}")
+    else:
+        _csp_media.append("https://*.amazonaws.com")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "blob:", *_csp_media],  # blob: previews of the photo being uploaded
+        "connect-src": [SELF, *_csp_media],
+        "form-action": [SELF, *_csp_media],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+    },
 }

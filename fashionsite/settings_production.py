@@ -7,7 +7,7 @@ import os
 os.environ["DJANGO_DEBUG"] = "False"
 
 from .settings import *  # noqa: E402,F403
-from .settings import STORAGES, env, env_bool  # noqa: E402
+from .settings import DATABASES, STORAGES, env, env_bool  # noqa: E402
 
 DEBUG = False
 # No fallback here: a missing key is a start-up error, not a silently insecure site.
@@ -29,3 +29,10 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# A database that does not answer fails a request (and /health/ready/) in seconds instead of hanging a worker.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# With persistent connections (DATABASE_CONN_MAX_AGE > 0), check a reused one before use: a restarted database
+# then costs a reconnect, not an error page.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Entry point of the site image: one image, one role per container.
+#   web      gunicorn (docker/gunicorn.conf.py)
+#   worker   Celery worker (CELERY_WORKER_CONCURRENCY processes, one message each at a time)
+#   beat     Celery beat (run exactly ONE, whatever the number of workers)
+#   migrate  apply database migrations once, then exit (the one-shot compose service)
+#   manage   any manage.py command, e.g. `manage createsuperuser`
+# Anything else is executed as given (e.g. `sh` for a shell).
+set -eu
+
+# Run from the directory that holds manage.py (the image's /app, or a checkout when tested on a host).
+cd "$(dirname "$0")/.."
+
+role="${1:-web}"
+[ "$#" -gt 0 ] && shift
+
+case "$role" in
+  web)
+    exec gunicorn -c docker/gunicorn.conf.py fashionsite.wsgi "$@"
+    ;;
+  worker)
+    # -O fair: hand a task to a process only when it is free, so one slow download never blocks queued polls.
+    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" \
+      --concurrency "${CELERY_WORKER_CONCURRENCY:-4}" -O fair --without-mingle --without-gossip "$@"
+    ;;
+  beat)
+    # The schedule lives in settings (CELERY_BEAT_SCHEDULE); this file only remembers last run times.
+    exec celery -A fashionsite beat --loglevel "${LOG_LEVEL:-INFO}" \
+      --schedule "${CELERY_BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}" "$@"
+    ;;
+  migrate)
+    python manage.py migrate --noinput
+    exec python manage.py check --deploy --fail-level ERROR
+    ;;
+  manage)
+    exec python manage.py "$@"
+    ;;
+  *)
+    exec "$role" "$@"
+    ;;
+esac

@@ -1,0 +1,41 @@
+"""Gunicorn settings for the web container (`gunicorn -c docker/gunicorn.conf.py fashionsite.wsgi`).
+
+Every value can be overridden from the environment (gunicorn also reads GUNICORN_CMD_ARGS). Logs, including the
+access log, go through the site's redacting JSON formatter: a request line carrying `?api_key=...` or a presigned
+signature is logged with the value replaced.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+from fashionsite.logging import logging_config
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Sync workers plus a few threads: requests are short (uploads are capped, edits run in Celery), so threads cover
+# slow clients without an async worker. 2 x cores + 1 processes is gunicorn's usual starting point.
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+worker_class = "gthread"
+# Above the provider timeout and the largest upload on a slow link; the TLS proxy in front buffers requests.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 60)
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so a slow leak never takes the container down.
+max_requests = 2000
+max_requests_jitter = 200
+# Import the app once in the master: faster forks, and a broken settings module fails the container at start.
+preload_app = True
+# /dev/shm is memory-backed in containers; the default temp dir may be a slow overlay filesystem.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+# The TLS proxy sets X-Forwarded-Proto/For; trust it from any address inside the private network.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "*")
+
+_log_format = os.environ.get("LOG_FORMAT") or "json"
+logconfig_dict = logging_config(level=os.environ.get("LOG_LEVEL") or "INFO", fmt=_log_format)
+logconfig_dict["loggers"].update({
+    # Own handlers, no propagation: Django's root handler would print every line twice.
+    "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+})
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
