@@ -143,12 +143,10 @@ def usage_rollup_refresh(*, now: datetime | None = None, backfill_days: int = 31
     jobs after midnight), and fill in any missing day of the last `backfill_days` so a fresh deploy
     or a stopped beat heals by itself. Returns the days built."""
     today = local_today(now)
-    wanted = [today - timedelta(days=1), today]
-    oldest = today - timedelta(days=backfill_days)
-    present = set(DailyUsage.objects.filter(day__gte=oldest, day__lt=today).values_list("day", flat=True))
-    recent = [oldest + timedelta(days=n) for n in range(backfill_days - 1)]
-    missing = [day for day in recent if day not in present]
-    days = sorted(set(missing) | set(wanted))
+    yesterday = today - timedelta(days=1)
+    window = [today - timedelta(days=n) for n in range(backfill_days)]  # today and the days before it
+    present = set(DailyUsage.objects.filter(day__gte=window[-1], day__lt=yesterday).values_list("day", flat=True))
+    days = sorted(day for day in window if day >= yesterday or day not in present)
     for day in days:
         usage_rollup_build_day(day=day, now=now)
     return days
