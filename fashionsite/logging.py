@@ -44,7 +44,8 @@ _SECRET_KEY_NAMES = (
 )
 _QUOTED_OR_BARE_VALUE = r"""(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^\s&;,'"}\])]+)"""
 _KEY_VALUE_RE = re.compile(
-    r"""(?P<key>(?<![A-Za-z0-9_-])["']?(?:""" + _SECRET_KEY_NAMES + r""")["']?)(?P<sep>\s*[:=]\s*)"""
+    # Any prefix counts: aws_secret_access_key, SEGMIND_API_KEY, csrfmiddlewaretoken.
+    r"""(?P<key>(?<![A-Za-z0-9_-])["']?[A-Za-z0-9_-]*?(?:""" + _SECRET_KEY_NAMES + r""")["']?)(?P<sep>\s*[:=]\s*)"""
     r"(?P<value>" + _QUOTED_OR_BARE_VALUE + ")",
     re.IGNORECASE,
 )
@@ -56,7 +57,7 @@ _AUTHORIZATION_RE = re.compile(
 _URL_PASSWORD_RE = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^@/\s]+)(?P<at>@)",
                               re.IGNORECASE)
 _AWS_ACCESS_KEY_ID_RE = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b")
-_SECRET_NAME_KEY_RE = re.compile(r"^(?:" + _SECRET_KEY_NAMES + r"|authorization|cookie|set[-_]cookie)$",
+_SECRET_NAME_KEY_RE = re.compile(r"^[A-Za-z0-9_-]*?(?:" + _SECRET_KEY_NAMES + r"|authorization|cookie|set[-_]cookie)$",
                                  re.IGNORECASE)
 
 
