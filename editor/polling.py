@@ -21,7 +21,7 @@ class PollPolicy:
     max_interval: float = 30.0  # longest countdown for a healthy job
     approach_fraction: float = 0.5  # while young, wait this share of the time left until the expected finish
     backoff_max: float = 60.0  # longest countdown after errors
-    overdue_growth: float = 0.1  # once overdue, the interval grows by this share of the overdue time
+    overdue_growth: float = 0.2  # once overdue, the interval grows by this share of the overdue time
 
     def __post_init__(self) -> None:
         if not 0 < self.min_interval <= self.max_interval:
