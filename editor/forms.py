@@ -10,13 +10,14 @@ from editor.models import Clothing, EditJob, Photo
 from editor.selectors.gallery import edit_job_for_owner, photo_for_owner
 from editor.services.photos import ACCEPTED_LABEL, CropSquare
 
+# (chip label, prompt): short labels keep the chips on a line or two, even on a phone.
 PROMPT_EXAMPLES = (
-    "a person wearing a red hoodie",
-    "a person wearing blue jeans",
-    "a person wearing a black leather jacket",
-    "a person wearing a green striped shirt",
-    "a person wearing white linen trousers",
-    "a person wearing a yellow summer dress",
+    ("Red hoodie", "a person wearing a red hoodie"),
+    ("Blue jeans", "a person wearing blue jeans"),
+    ("Black leather jacket", "a person wearing a black leather jacket"),
+    ("Green striped shirt", "a person wearing a green striped shirt"),
+    ("White linen trousers", "a person wearing white linen trousers"),
+    ("Navy pleated skirt", "a person wearing a navy pleated skirt"),
 )
 
 
