@@ -30,10 +30,12 @@ def _job_or_404(request: AuthedRequest, pk: Any) -> EditJob:
     return job
 
 
-def _failure_reason(job: EditJob) -> str:
+def _failure(job: EditJob) -> tuple[str, str]:
+    """A plain headline, then the reason we were given (the engine's and our own messages are written for people)."""
     if job.state == EditJob.State.EXPIRED:
-        return job.error_detail or "The editing service did not finish in time, so we stopped waiting."
-    return job.error_detail or "The editing service could not edit this photo."
+        reason = job.error_detail or "The editing service did not finish in time."
+        return "The edit took too long and was stopped.", reason
+    return "The edit could not be made.", job.error_detail or "The editing service could not edit this photo."
 
 
 def _panel_context(job: EditJob) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def _panel_context(job: EditJob) -> dict[str, Any]:
         "running": phase in ("queued", "processing", "saving"),
         "before_url": photo_image_url(photo=job.photo),
         "after_url": job_result_url(job=job) if job.result_image else "",
-        "failure_reason": _failure_reason(job) if phase in ("failed", "expired") else "",
+        "failure": _failure(job) if phase in ("failed", "expired") else ("", ""),
         "refunded": refunded,
         "other_clothing": Clothing.BOTTOMWEAR if job.clothing == Clothing.TOPWEAR else Clothing.TOPWEAR,
     }
