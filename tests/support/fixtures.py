@@ -76,8 +76,9 @@ def subprocess_database_url() -> str:
 
 
 class CeleryWorker:
-    def __init__(self, env: dict[str, str], *, beat: bool, concurrency: int) -> None:
+    def __init__(self, env: dict[str, str], *, beat: bool, concurrency: int, app: str = "fashionsite") -> None:
         self.env = env
+        self.app = app
         self.beat = beat
         self.concurrency = concurrency
         self.dir = Path(tempfile.mkdtemp(prefix="fai-worker-"))
@@ -88,7 +89,7 @@ class CeleryWorker:
     def command(self) -> list[str]:
         self.starts += 1
         args = [
-            sys.executable, "-m", "celery", "-A", "fashionsite", "worker", "-l", "INFO",
+            sys.executable, "-m", "celery", "-A", self.app, "worker", "-l", "INFO",
             "-P", "prefork", "-c", str(self.concurrency), "-n", f"test{self.starts}-{uuid.uuid4().hex[:6]}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]

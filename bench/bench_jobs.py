@@ -1,0 +1,224 @@
+"""Edit jobs: this design (submit + adaptive polling with countdowns) vs the naive design (a task that blocks in the
+SDK's `submit_async(...).wait()`), side by side, with the same number of Celery worker processes.
+
+    .venv/bin/python scripts/testenv.py -- .venv/bin/python bench/bench_jobs.py            # D=60 s, 500 jobs
+    .venv/bin/python scripts/testenv.py -- .venv/bin/python bench/bench_jobs.py --quick    # D=3 s, 20 jobs
+
+Needs what scripts/testenv.py provides (PostgreSQL, Redis, S3). Starts the local Fashion AI service
+(`--engine passthrough --delay D`), migrates the database, then:
+  (a) submits --jobs edits through `edit_job_submit` and lets a real `celery -A fashionsite worker -c 2` (+ beat)
+      run them to the end;
+  (b) queues --jobs naive tasks on a `celery -A bench.naive_app worker -c 2` for --naive-window seconds.
+Prints jobs completed per minute, the most jobs in flight at the provider at once, how long jobs waited before
+being submitted, status calls per job and the delay from the provider marking a job COMPLETED to our copy being
+stored (median, p95). The provider's completion time is taken as our submit time + its metrics.total_time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.fashionai_server import run_fashionai  # noqa: E402
+from tests.support.fixtures import CeleryWorker, astronaut_png  # noqa: E402
+
+
+def setup_django() -> None:
+    """Only when run as a script: the test suite imports this module with Django already set up."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fashionsite.settings")
+    os.environ.setdefault("STARTER_CREDITS", "0")
+    os.environ["MAX_JOBS_IN_FLIGHT_PER_USER"] = "1000000"
+    os.environ["FASHION_AI_SEND_DATA_URI"] = "false"
+    import django
+
+    django.setup()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def worker_env(fai: Any, delay: float, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(base if base is not None else os.environ)
+    env.update(
+        {
+            "FASHION_AI_BASE_URL": fai.base_url,
+            "FASHION_AI_API_KEY": fai.api_key,
+            # A warmed-up system: the expected time is what recent inference times taught it.
+            "FASHION_AI_EXPECTED_SECONDS": str(delay),
+            "FAI_IGNORE_DOTENV": "1",
+            "PYTHONPATH": str(ROOT),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def run_ours(
+    fai: Any, *, jobs: int, delay: float, concurrency: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    from django.contrib.auth import get_user_model
+    from django.core.files.base import ContentFile
+
+    from editor.models import EditJob, Photo
+    from editor.services.credits import credits_grant
+    from editor.services.jobs import edit_job_submit
+
+    user = get_user_model().objects.create_user(username=f"bench-{time.time_ns()}", password="x")
+    credits_grant(user=user, amount=jobs, reason="bench")
+    photo = Photo(owner=user, original_name="astronaut.png")
+    photo.image.save("bench.png", ContentFile(astronaut_png()), save=False)
+    photo.width = photo.height = 512
+    photo.save()
+    worker = CeleryWorker(worker_env(fai, delay, env), beat=True, concurrency=concurrency).start()
+    peak = {"submitted": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        from django.db import connection
+
+        while not stop.is_set():
+            n = EditJob.objects.filter(owner=user, state="submitted").count()
+            peak["submitted"] = max(peak["submitted"], n)
+            time.sleep(0.5)
+        connection.close()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        started = time.time()
+        ids = [
+            edit_job_submit(user=user, photo=photo, prompt=f"a red shirt {n}", clothing="topwear").pk
+            for n in range(jobs)
+        ]
+        sampler.start()
+        deadline = time.time() + delay * 3 + 120
+        while EditJob.objects.filter(pk__in=ids, state__in=EditJob.IN_FLIGHT_STATES).exists():
+            if time.time() > deadline:
+                print("ours: timed out; worker log tail:\n", worker.log()[-3000:])
+                break
+            time.sleep(0.5)
+        stop.set()
+        sampler.join(5)
+    finally:
+        worker.stop()
+    rows = list(EditJob.objects.filter(pk__in=ids))
+    done = [j for j in rows if j.state == "succeeded"]
+    elapsed = max((j.finished_at.timestamp() for j in done), default=started) - started
+    store_delays = [
+        j.finished_at.timestamp() - (j.submitted_at.timestamp() + float(j.provider_metrics.get("total_time", 0)))
+        for j in done
+    ]
+    waits = [(j.submitted_at - j.created_at).total_seconds() for j in rows if j.submitted_at]
+    return {
+        "completed": len(done),
+        "failed": len(rows) - len(done),
+        "per_minute": len(done) / elapsed * 60 if elapsed > 0 else 0.0,
+        "peak_in_flight": peak["submitted"],
+        "wait_median": statistics.median(waits) if waits else float("nan"),
+        "wait_max": max(waits) if waits else float("nan"),
+        "calls": statistics.mean(j.poll_count for j in done) if done else float("nan"),
+        "calls_max": max((j.poll_count for j in done), default=0),
+        "store_median": statistics.median(store_delays) if store_delays else float("nan"),
+        "store_p95": pct(store_delays, 0.95),
+    }
+
+
+def run_naive(fai: Any, *, jobs: int, delay: float, concurrency: int, window: float) -> dict[str, Any]:
+    import redis
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from bench.naive_app import RESULTS_KEY, naive_edit
+
+    client = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
+    client.delete(RESULTS_KEY)
+    name = default_storage.save("bench/naive-input.png", ContentFile(astronaut_png()))
+    url = default_storage.url(name, expire=7200)  # type: ignore[call-arg]
+    worker = CeleryWorker(worker_env(fai, delay), beat=False, concurrency=concurrency, app="bench.naive_app")
+    worker.start()
+    try:
+        started = time.time()
+        queued = {}
+        for n in range(jobs):
+            naive_edit.apply_async(args=(url, f"a red shirt {n}"))
+            queued[n] = time.time()
+        time.sleep(window)
+    finally:
+        worker.kill()  # the rest would take hours: stop counting here
+        from bench.naive_app import app
+
+        app.control.purge()
+    records = [json.loads(raw) for raw in client.lrange(RESULTS_KEY, 0, -1)]
+    elapsed = window
+    store_delays = [r["stored"] - r["provider_done"] for r in records]
+    waits = [r["started"] - started for r in records]
+    return {
+        "completed": len(records),
+        "failed": 0,
+        "per_minute": len(records) / elapsed * 60,
+        "peak_in_flight": concurrency,  # one job per blocked worker process, by construction
+        "wait_median": statistics.median(waits) if waits else float("nan"),
+        "wait_max": max(waits) if waits else float("nan"),
+        "calls": statistics.mean(r["status_calls"] for r in records) if records else float("nan"),
+        "calls_max": max((r["status_calls"] for r in records), default=0),
+        "store_median": statistics.median(store_delays) if store_delays else float("nan"),
+        "store_p95": pct(store_delays, 0.95),
+        "left_waiting": jobs - len(records),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--delay", type=float, default=60.0, help="provider seconds per job (D)")
+    parser.add_argument("--jobs", type=int, default=500, help="edits submitted at once")
+    parser.add_argument("--processes", type=int, default=2, help="Celery worker processes for each design")
+    parser.add_argument("--naive-window", type=float, default=None, help="seconds to run the naive design")
+    parser.add_argument("--quick", action="store_true", help="D=3 s, 20 jobs: a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.delay, args.jobs = 3.0, 20
+    window = args.naive_window or max(args.delay * 2.5, 10.0)
+    setup_django()
+
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    with run_fashionai(engine="passthrough", delay=args.delay, workers=1, retention=3600) as fai:
+        ours = run_ours(fai, jobs=args.jobs, delay=args.delay, concurrency=args.processes)
+        naive = run_naive(fai, jobs=args.jobs, delay=args.delay, concurrency=args.processes, window=window)
+
+    print(f"\nEdit jobs, {args.jobs} submitted at once, provider --engine passthrough --delay {args.delay:g}, "
+          f"{args.processes} worker processes each (naive measured for {window:g} s)\n")
+    rows = [
+        ("jobs completed", "completed", "{:.0f}"),
+        ("jobs failed", "failed", "{:.0f}"),
+        ("jobs completed per minute", "per_minute", "{:.1f}"),
+        ("most jobs in flight at once", "peak_in_flight", "{:.0f}"),
+        ("wait before submit, median s", "wait_median", "{:.2f}"),
+        ("wait before submit, max s", "wait_max", "{:.2f}"),
+        ("status calls per job, mean", "calls", "{:.1f}"),
+        ("status calls per job, max", "calls_max", "{:.0f}"),
+        ("COMPLETED -> stored, median s", "store_median", "{:.2f}"),
+        ("COMPLETED -> stored, p95 s", "store_p95", "{:.2f}"),
+    ]
+    print(f"{'':32} {'(a) this design':>16} {'(b) naive wait()':>18}")
+    for label, key, fmt in rows:
+        print(f"{label:32} {fmt.format(ours[key]):>16} {fmt.format(naive[key]):>18}")
+    print(f"{'naive jobs never started':32} {'':>16} {naive['left_waiting']:>18}")
+    return 0 if ours["completed"] == args.jobs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
