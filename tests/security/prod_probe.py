@@ -1,0 +1,61 @@
+"""Production-settings probe, run as a subprocess by test_site_security.py (fashionsite.settings_production can't be
+loaded into the test process next to the normal settings). Migrates a throwaway SQLite database, then asks the real
+middleware stack a few questions through Django's test client and prints the answers as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+# No collectstatic in a test: static names unhashed. Headers do not depend on it.
+settings.STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+HOST = settings.ALLOWED_HOSTS[0]
+
+
+def answer(response: Any) -> dict[str, Any]:
+    return {
+        "status": response.status_code,
+        "headers": dict(response.headers),
+        "cookies": {
+            name: {"secure": bool(c["secure"]), "httponly": bool(c["httponly"]), "samesite": c["samesite"]}
+            for name, c in response.cookies.items()
+        },
+    }
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    client = Client(enforce_csrf_checks=True, HTTP_HOST=HOST)
+    out: dict[str, Any] = {
+        "home_https": answer(client.get("/", secure=True)),
+        "home_http": answer(client.get("/")),
+        "health_http": answer(client.get("/health/live/")),
+        "other_host": answer(Client(HTTP_HOST="evil.example").get("/", secure=True)),
+    }
+    login = client.get("/accounts/login/", secure=True)
+    out["login_https"] = answer(login)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.content.decode())
+    assert token, "no CSRF token on the login page"
+    form = {"login": "nobody@example.com", "password": "wrong-password", "csrfmiddlewaretoken": token[1]}
+    # Valid token and cookie, but posted from another site: HTTPS requests are checked against their Origin.
+    out["post_foreign_origin"] = answer(client.post("/accounts/login/", form, secure=True,
+                                                    HTTP_ORIGIN="https://evil.example"))
+    out["post_foreign_referer"] = answer(client.post("/accounts/login/", form, secure=True,
+                                                     HTTP_REFERER="https://evil.example/login"))
+    out["post_same_origin"] = answer(client.post("/accounts/login/", form, secure=True,
+                                                 HTTP_ORIGIN=f"https://{HOST}"))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
