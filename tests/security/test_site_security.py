@@ -168,7 +168,7 @@ def clean_rate_limits(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _fail_login(client: Client, email: str, ip: str, **headers: str) -> str:
+def _fail_login(client: Client, email: str, ip: str, **headers: Any) -> str:
     response = client.post(reverse("account_login"), {"login": email, "password": "not-the-password"},
                            REMOTE_ADDR=ip, **headers)
     return response.content.decode()
