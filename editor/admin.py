@@ -67,16 +67,14 @@ def _staff(request: HttpRequest) -> AbstractBaseUser:
     return user
 
 
-def _image(field: Any, size: int = 64) -> str:
-    """A thumbnail through the storage's URL: presigned and expiring on S3, and the admin is staff-only."""
-    if not field:
+def _image(obj: Photo | EditJob, field: str, size: int = 64) -> str:
+    """A thumbnail through the staff-only file view (which redirects to a presigned URL on S3)."""
+    if not getattr(obj, field):
         return "–"
-    try:
-        url = field.url
-    except Exception:  # a missing file or unreachable storage must not break the admin page
-        return "(unavailable)"
+    kind = "photo" if isinstance(obj, Photo) else "job"
+    url = reverse("staff_file", args=[kind, obj.pk, field])
     return format_html(
-        '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="" width="{}" height="{}"></a>',
+        '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="" width="{}" height="{}" loading="lazy"></a>',
         url, url, size, size,
     )
 
@@ -252,11 +250,11 @@ class PhotoAdmin(admin.ModelAdmin):
 
     @admin.display(description="Thumbnail")
     def thumb(self, obj: Photo) -> str:
-        return _image(obj.thumbnail or obj.image)
+        return _image(obj, "thumbnail" if obj.thumbnail else "image")
 
     @admin.display(description="Image")
     def preview(self, obj: Photo) -> str:
-        return _image(obj.image, 256)
+        return _image(obj, "image", 256)
 
 
 class OpenFilter(admin.SimpleListFilter):
@@ -327,11 +325,11 @@ class EditJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Result")
     def result(self, obj: EditJob) -> str:
-        return _image(obj.result_thumbnail or obj.result_image, 48)
+        return _image(obj, "result_thumbnail" if obj.result_thumbnail else "result_image", 48)
 
     @admin.display(description="Result")
     def result_preview(self, obj: EditJob) -> str:
-        return _image(obj.result_image, 256)
+        return _image(obj, "result_image", 256)
 
     @admin.display(description="Photo")
     def photo_link(self, obj: EditJob) -> str:

@@ -9,4 +9,5 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="staff_dashboard"),
     path("dashboard/export.csv", views.dashboard_export, name="staff_dashboard_export"),
     path("users/<int:user_id>/", views.user_usage_view, name="staff_user_usage"),
+    path("files/<str:kind>/<uuid:pk>/<str:field>/", views.staff_file, name="staff_file"),
 ]

@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 import csv
+from typing import Any
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from editor.dashboard.forms import PeriodForm
 from editor.dashboard.selectors import dashboard_data, usage_rows_for_export, user_usage
+from editor.models import EditJob, Photo
+
+# The image fields staff may open from the admin, per model.
+STAFF_FILE_FIELDS = {
+    "photo": (Photo, ("image", "thumbnail")),
+    "job": (EditJob, ("result_image", "result_thumbnail")),
+}
 
 
 @staff_member_required
@@ -50,3 +61,27 @@ def user_usage_view(request: HttpRequest, user_id: int) -> HttpResponse:
     usage = user_usage(user_id=user_id)
     return render(request, "dashboard/user_usage.html", {"usage": usage, "subject": usage.user})
 
+
+
+@staff_member_required
+@require_GET
+def staff_file(request: HttpRequest, kind: str, pk: Any, field: str) -> HttpResponseBase:
+    """Any user's photo or result for staff (the admin's thumbnails). MEDIA_URL is never served: on S3 this
+    redirects to a short-lived presigned URL, locally it streams the file."""
+    if kind not in STAFF_FILE_FIELDS or field not in STAFF_FILE_FIELDS[kind][1]:
+        raise Http404("No such file")
+    model = STAFF_FILE_FIELDS[kind][0]
+    field_file: FieldFile = getattr(get_object_or_404(model, pk=pk), field)
+    if not field_file:
+        raise Http404("No such file")
+    if settings.USE_S3:
+        response: HttpResponseBase = HttpResponseRedirect(field_file.url)
+        response["Cache-Control"] = "private, no-store"
+        return response
+    try:
+        handle = field_file.storage.open(field_file.name or "", "rb")
+    except FileNotFoundError as exc:
+        raise Http404("No such file") from exc
+    response = FileResponse(handle)
+    response["Cache-Control"] = "private, max-age=600"
+    return response

@@ -67,6 +67,7 @@ def _action(client: Client, url: str, action: str, pks: list[Any], **extra: Any)
     return client.post(url, data)
 
 
+@pytest.mark.smoke
 def test_grant_credits_goes_through_an_intermediate_form_and_is_audited(
     staff_client: Client, staff: Any, make_user: Callable[..., Any]
 ) -> None:
@@ -185,11 +186,18 @@ def test_job_admin_search_filters_timeline_and_presigned_thumbnail(
     assert found("state__exact=failed") == {blue.pk}
     assert found("clothing__exact=bottomwear") == set()
 
+    # Thumbnails go through the staff-only file view: a presigned redirect on S3, the bytes locally.
     listing = staff_client.get(JOBS_URL).content.decode()
-    url = red.result_thumbnail.url
-    assert url.replace("&", "&amp;") in listing
+    url = reverse("staff_file", args=["job", red.pk, "result_thumbnail"])
+    assert f'src="{url}"' in listing
+    served = staff_client.get(url)
     if settings.USE_S3:
-        assert "X-Amz-Signature=" in url and "X-Amz-Expires=" in url
+        assert served.status_code == 302
+        assert "X-Amz-Signature=" in served["Location"] and "X-Amz-Expires=" in served["Location"]
+    else:
+        assert served.status_code == 200 and b"".join(served.streaming_content) == _png()
+    assert staff_client.get(reverse("staff_file", args=["job", blue.pk, "result_image"])).status_code == 404
+    assert staff_client.get(reverse("staff_file", args=["job", red.pk, "status_url"])).status_code == 404
 
     page = staff_client.get(f"{JOBS_URL}{blue.pk}/change/").content.decode()
     assert "ledger charge -1" in page and "provider error 429" in page and "finished: failed" in page
@@ -239,8 +247,9 @@ def _all_urls(make_user: Callable[..., Any]) -> list[str]:
     from editor.dashboard.services import usage_rollup_build_day
 
     objects["dailyusage"] = usage_rollup_build_day(day=timezone.localdate())
+    job.result_image.save("r.png", ContentFile(_png()), save=True)
     urls = ["/staff/dashboard/", "/staff/dashboard/?period=30d", "/staff/dashboard/export.csv",
-            f"/staff/users/{owner.pk}/", "/admin/"]
+            f"/staff/users/{owner.pk}/", reverse("staff_file", args=["job", job.pk, "result_image"]), "/admin/"]
     for model in admin.site._registry:
         info = (model._meta.app_label, model._meta.model_name)
         urls.append(reverse("admin:{}_{}_changelist".format(*info)))
@@ -252,6 +261,7 @@ def _all_urls(make_user: Callable[..., Any]) -> list[str]:
     return urls
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("who", ["anonymous", "user"])
 def test_non_staff_get_redirected_or_forbidden_everywhere(
     client: Client, make_user: Callable[..., Any], who: str, settings: Any

@@ -93,6 +93,7 @@ def _check(data: DashboardData, h: History, days: list[date], settings: Any) -> 
     assert ("workers" in kinds) == (data.queue.workers_alive == 0)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("key", ["today", "7d", "30d", "custom"])
 def test_every_dashboard_figure_matches_the_history(history: History, settings: Any, key: str) -> None:
     h = history
@@ -117,6 +118,7 @@ def test_a_single_past_day_reads_exact_percentiles_from_the_rollup(history: Hist
     _check(data, h, [day], settings)
 
 
+@pytest.mark.smoke
 def test_rollup_rows_after_a_rebuild(history: History) -> None:
     h = history
     first, last = h.today - timedelta(days=9), h.today - timedelta(days=1)
