@@ -94,7 +94,10 @@ def test_upload_edit_compare_download_edit_again_gallery_delete(
     user = make_user()
     start_balance = user.credit_account.balance
     log_in(page, base, user)
-
+    # No script, style or CSP errors anywhere in the flow.
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console_errors.append(str(e)))
     s3_posts: list[str] = []
     page.on("request", lambda r: s3_posts.append(r.url) if r.method == "POST" and r.url.startswith(
         os.environ["AWS_S3_ENDPOINT_URL"]) else None)
@@ -167,6 +170,8 @@ def test_upload_edit_compare_download_edit_again_gallery_delete(
     user.credit_account.refresh_from_db()
     assert user.credit_account.balance == start_balance - 2
 
+    assert console_errors == []
+
     # Another user cannot open the first user's edit by URL.
     stranger = make_user()
     context = browser.new_context()
@@ -187,7 +192,21 @@ def test_failed_edit_shows_the_reason_and_the_refund(
         user = make_user()
         balance = user.credit_account.balance
         log_in(page, base, user)
-        start_edit(page, base, astronaut_bytes, prompt="a person wearing blue jeans", clothing_label="Bottom")
+        # A wide photo: the square can be moved with the keyboard, and the server crops where it was put.
+        wide = io.BytesIO()
+        Image.open(io.BytesIO(astronaut_bytes)).resize((800, 400)).save(wide, format="PNG")
+        page.goto(f"{base}/edit/new/")
+        page.locator("input[type=file]").set_input_files(
+            files=[{"name": "wide.png", "mimeType": "image/png", "buffer": wide.getvalue()}])
+        page.locator("#crop:not([hidden])").wait_for()
+        assert float(page.locator("[name=crop_left]").input_value()) == pytest.approx(0.25, abs=0.01)
+        page.locator("#crop-square").focus()
+        page.keyboard.press("Shift+ArrowRight")
+        assert float(page.locator("[name=crop_left]").input_value()) == pytest.approx(0.35, abs=0.01)
+        page.locator('.chip[data-prompt="a person wearing blue jeans"]').click()
+        page.get_by_label(re.compile("Bottom")).check()
+        page.get_by_role("button", name="Start the edit").click()
+        page.wait_for_url(re.compile(r"/edits/[0-9a-f-]{36}/$"))
         page.evaluate("window.__noReload = true")
         assert wait_final(page, worker) == "failed"
         assert page.evaluate("window.__noReload") is True
