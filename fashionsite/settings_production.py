@@ -13,7 +13,8 @@ DEBUG = False
 # No fallback here: a missing key is a start-up error, not a silently insecure site.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+# Hashed, compressed files served by whitenoise; vendored source-map comments left alone (fashionsite/staticfiles.py).
+STORAGES["staticfiles"] = {"BACKEND": "fashionsite.staticfiles.ProductionStaticFilesStorage"}
 
 # TLS is terminated by a proxy in front of gunicorn; trust its X-Forwarded-Proto header.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
