@@ -16,5 +16,9 @@
   document.addEventListener("htmx:afterSwap", function () {
     document.querySelectorAll(".compare-range").forEach(sync);
   });
+  // The edit was deleted (in another tab): polling would 404 forever, so show the page as it now is.
+  document.addEventListener("htmx:responseError", function (e) {
+    if (e.detail.xhr && e.detail.xhr.status === 404) window.location.reload();
+  });
   document.querySelectorAll(".compare-range").forEach(sync);
 })();
