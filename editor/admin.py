@@ -380,6 +380,7 @@ class EditJobAdmin(admin.ModelAdmin):
 class ProviderErrorAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "kind", "http_status", "job", "detail")
     list_filter = ("kind", "created_at")
+    list_select_related = ("job",)
     search_fields = ("detail", "job__request_id")
     date_hierarchy = "created_at"
     csv_columns: CsvColumns = [
@@ -395,6 +396,7 @@ class ProviderErrorAdmin(ReadOnlyAdmin):
 class OperatorAlertAdmin(admin.ModelAdmin):
     list_display = ("created_at", "kind", "message", "resolved_at", "resolved_by")
     list_filter = (OpenFilter, "kind")
+    list_select_related = ("resolved_by",)
     readonly_fields = ("kind", "message", "job", "created_at", "resolved_at", "resolved_by")
     actions = ["resolve", export_as_csv]
     csv_columns: CsvColumns = [
