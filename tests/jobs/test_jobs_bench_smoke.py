@@ -1,0 +1,26 @@
+"""A tiny run of bench/bench_jobs.py's measuring code (this design only), so the bench cannot rot unnoticed."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.fashionai_server import run_fashionai
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_measures_this_design(celery_worker_factory: Any, settings: Any) -> None:
+    import bench.bench_jobs as bench
+
+    settings.MAX_JOBS_IN_FLIGHT_PER_USER = 100
+    settings.STARTER_CREDITS = 0
+    with run_fashionai(delay=1.0) as fai:
+        # Started through the factory only so the database settings match the test database; then stopped.
+        probe = celery_worker_factory(fashionai=fai, beat=False, concurrency=1)
+        env = dict(probe.env)
+        probe.stop()
+        result = bench.run_ours(fai, jobs=6, delay=1.0, concurrency=2, env=env)
+    assert result["completed"] == 6 and result["failed"] == 0
+    assert result["peak_in_flight"] >= 1
+    assert 1 <= result["calls"] <= 12
+    assert result["store_median"] >= 0
