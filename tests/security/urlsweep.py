@@ -57,6 +57,8 @@ rule("health/ready/", PUBLIC)
 rule("staff/dashboard/", STAFF)
 rule("staff/dashboard/export.csv", STAFF)
 rule("staff/users/<int:user_id>/", STAFF, lambda v: {"user_id": str(v.user.pk)})
+rule("staff/files/<str:kind>/<uuid:pk>/<str:field>/", STAFF,
+     lambda v: {"kind": "job", "pk": str(v.job.pk), "field": "result_image"})
 rule("", PUBLIC)
 rule("profile/", LOGIN)
 rule(
