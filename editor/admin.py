@@ -316,6 +316,14 @@ class EditJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # edits start from the site, where the upload is checked and credits reserved
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Every field is read-only: offer no Save buttons that would do nothing.
+        context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
+                   "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, context)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # history and the ledger's job links stay
 

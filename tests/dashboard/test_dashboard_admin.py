@@ -201,6 +201,7 @@ def test_job_admin_search_filters_timeline_and_presigned_thumbnail(
 
     page = staff_client.get(f"{JOBS_URL}{blue.pk}/change/").content.decode()
     assert "ledger charge -1" in page and "provider error 429" in page and "finished: failed" in page
+    assert 'name="_save"' not in page  # read-only: no Save button that would do nothing
     # Provider fields are read-only: a POST cannot rewrite them.
     staff_client.post(f"{JOBS_URL}{blue.pk}/change/", {"state": "succeeded", "request_id": "forged"})
     blue.refresh_from_db()
