@@ -183,7 +183,8 @@ PROVIDER_INPUT_URL_EXPIRE_SECONDS = env_positive_int("PROVIDER_INPUT_URL_EXPIRE_
 
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # Hashed, compressed files served by whitenoise (vendored source-map comments left alone).
+    "staticfiles": {"BACKEND": "fashionsite.staticfiles.ProductionStaticFilesStorage"},
 }
 if DEBUG:
     # No collectstatic needed while developing.
@@ -230,9 +231,9 @@ DASHBOARD_RETENTION_WARNING_SECONDS = env_positive_int("DASHBOARD_RETENTION_WARN
 # --- The Fashion AI provider (Segmind's protocol) ---------------------------------------------------
 SEGMIND_API_KEY = env.str("SEGMIND_API_KEY", default="")
 # The Segmind cloud when a Segmind key is given, else our self-hosted service.
-FASHION_AI_BASE_URL = env.str(
-    "FASHION_AI_BASE_URL",
-    default="https://api.segmind.com/v1" if SEGMIND_API_KEY else "http://127.0.0.1:8765/v1",
+FASHION_AI_BASE_URL = (
+    env.str("FASHION_AI_BASE_URL", default="")
+    or ("https://api.segmind.com/v1" if SEGMIND_API_KEY else "http://127.0.0.1:8765/v1")
 ).rstrip("/")
 if not FASHION_AI_BASE_URL.endswith("/v1"):
     raise ImproperlyConfigured("FASHION_AI_BASE_URL must end in /v1 (the segmind SDK derives /v2 from it)")
@@ -265,7 +266,8 @@ SWEEP_OVERDUE_GRACE_SECONDS = env.float("SWEEP_OVERDUE_GRACE_SECONDS", default=3
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Empty (as in a copied .env.example) means "same as REDIS_URL", never Celery's amqp default.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 # No result backend: tasks write their outcome to the database, nobody waits on AsyncResult.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

@@ -7,14 +7,12 @@ import os
 os.environ["DJANGO_DEBUG"] = "False"
 
 from .settings import *  # noqa: E402,F403
-from .settings import DATABASES, STORAGES, env, env_bool  # noqa: E402
+from .settings import DATABASES, env, env_bool  # noqa: E402
 
 DEBUG = False
 # No fallback here: a missing key is a start-up error, not a silently insecure site.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-# Hashed, compressed files served by whitenoise; vendored source-map comments left alone (fashionsite/staticfiles.py).
-STORAGES["staticfiles"] = {"BACKEND": "fashionsite.staticfiles.ProductionStaticFilesStorage"}
 
 # TLS is terminated by a proxy in front of gunicorn; trust its X-Forwarded-Proto header.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
