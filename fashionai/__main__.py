@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             engine=args.engine,
             delay=args.delay,
+            status_delay=args.status_delay,
             fail_rate=args.fail_rate,
             error_rate=args.error_rate,
             retention=args.retention,
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, help="engine worker processes (FASHIONAI_WORKERS, default 1)")
     serve.add_argument("--engine", choices=config.ENGINES, help="recolor (default) or passthrough (load tests)")
     serve.add_argument("--delay", type=float, help="extra simulated seconds per job (FASHIONAI_DELAY)")
+    serve.add_argument("--status-delay", type=float,
+                       help="seconds each status/result call waits before answering (FASHIONAI_STATUS_DELAY)")
     serve.add_argument("--fail-rate", type=float, help="fraction of jobs that end FAILED (FASHIONAI_FAIL_RATE)")
     serve.add_argument("--error-rate", type=float, help="fraction of API calls answered 500/502/429")
     serve.add_argument("--retention", type=float, help="seconds results are kept (FASHIONAI_RETENTION, 3600)")

@@ -414,6 +414,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v2/requests/{request_id}/status", tags=["requests"])
     async def request_status(request_id: str, request: Request) -> JSONResponse:
         service.authenticate(request)
+        if settings.status_delay:  # a slow provider: the answer (and the connection) is held this long
+            await asyncio.sleep(settings.status_delay)
         job = _job_or_404(service, request_id)
         status, body = service.status_body(request, job)
         return JSONResponse(body, status_code=status)
@@ -421,6 +423,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v2/requests/{request_id}", tags=["requests"])
     async def request_result(request_id: str, request: Request) -> JSONResponse:
         service.authenticate(request)
+        if settings.status_delay:
+            await asyncio.sleep(settings.status_delay)
         job = _job_or_404(service, request_id)
         status, body = service.result_body(request, job)
         return JSONResponse(body, status_code=status)

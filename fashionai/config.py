@@ -24,6 +24,7 @@ class Settings:
     workers: int = 1
     engine: str = "recolor"
     delay: float = 0.0  # extra simulated processing seconds per job (does not hold an engine worker)
+    status_delay: float = 0.0  # seconds every status/result call waits before answering (a slow provider)
     fail_rate: float = 0.0  # fraction of jobs that end FAILED
     error_rate: float = 0.0  # fraction of API calls answered 500/502/429
     retention: float = 3600.0  # seconds a finished request (and its image) is kept
@@ -82,6 +83,7 @@ NUMERIC: dict[str, tuple[str, float, float]] = {
     "port": ("int", 0, 65535),
     "workers": ("int", 1, 64),
     "delay": ("float", 0, 86400),
+    "status_delay": ("float", 0, 3600),
     "fail_rate": ("float", 0, 1),
     "error_rate": ("float", 0, 1),
     "retention": ("float", 0.05, 30 * 86400),

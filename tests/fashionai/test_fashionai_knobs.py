@@ -147,6 +147,16 @@ def test_full_queue_answers_429_with_retry_headers(astronaut_b64: str) -> None:
     assert "queue full" in busy[0].json()["error"]
 
 
+def test_status_delay_holds_status_and_result_calls(tiny_b64: str) -> None:
+    with run_fashionai(extra_args=["--status-delay", "0.6"]) as server, _client(server) as client:
+        body = client.post("/v2/fashion-ai", json={"image": tiny_b64, "prompt": PROMPT}).json()
+        for url in (body["status_url"], body["response_url"], f"/v1/requests/{body['request_id']}"):
+            started = time.monotonic()
+            response = client.get(url)
+            assert time.monotonic() - started >= 0.6
+            assert response.status_code == 200 and response.json()["request_id"] == body["request_id"]
+
+
 def test_per_key_rate_limit(tiny_b64: str, image_host: str) -> None:
     with run_fashionai(api_keys="rl,other", extra_args=["--rate-limit", "3"]) as server:
         with _client(server, "rl") as client:
