@@ -83,6 +83,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Health probes answer before host validation and the HTTPS redirect (see fashionsite/health.py).
     "fashionsite.health.HealthCheckMiddleware",
+    "editor.middleware.RequestBodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
