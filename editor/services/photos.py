@@ -174,7 +174,9 @@ def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
     # A fresh image from the raw pixels: Pillow would otherwise copy .info (comments, EXIF, XMP, ICC) into the
     # new file. Nothing about the original (camera, GPS position, editing software) leaks.
     clean = Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
-    clean.save(out, format="JPEG", quality=quality, subsampling=0, optimize=True)
+    # No optimize=True: Pillow then sizes its buffer at one byte per pixel, and a very detailed photo at
+    # 4:4:4 needs more, which fails the save ("broken data stream").
+    clean.save(out, format="JPEG", quality=quality, subsampling=0)
     return out.getvalue()
 
 
