@@ -1,0 +1,104 @@
+"""A loopback TCP proxy that can be cut and restored: how the fault tests make one real service unreachable for
+the Celery worker (refused connections, live connections dropped) while the test process keeps its own direct
+connection. Bytes pass through untouched (HTTP Host headers, S3 signatures and PostgreSQL's protocol all work).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from tests.support.services import free_port
+
+
+class TcpProxy:
+    def __init__(self, target_port: int, *, port: int | None = None, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = port or free_port()
+        self._listener: socket.socket | None = None
+        self._live: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.connections = 0
+        self._trigger: tuple[bytes, int] | None = None
+        self._seen = 0
+        self.tripped = False
+
+    def url(self, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def up(self) -> bool:
+        return self._listener is not None
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(256)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        """Down: new connections are refused and every open one is reset, as when the service dies."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            live, self._live = self._live, set()
+        for sock in live:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()
+
+    def cut_on_request(self, prefix: bytes, *, nth: int) -> None:
+        """Cut (as `cut()`) the moment the nth client request starting with `prefix` (e.g. b"PUT ") arrives,
+        before it reaches the service: a fault between two steps of one task."""
+        self._trigger, self._seen, self.tripped = (prefix, nth), 0, False
+
+    def restore(self) -> None:
+        if self._listener is None:
+            self.start()
+
+    stop = cut
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._live.update((client, upstream))
+                self.connections += 1
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if from_client and self._trigger and data.startswith(self._trigger[0]):
+                    self._seen += 1
+                    if self._seen >= self._trigger[1]:
+                        self._trigger, self.tripped = None, True
+                        self.cut()
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with self._lock:
+                self._live.discard(src)
+                self._live.discard(dst)
