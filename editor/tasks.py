@@ -26,7 +26,12 @@ def submit_edit_job(job_id: str) -> None:
 
 @shared_task(name="editor.tasks.poll_edit_job", ignore_result=True)
 def poll_edit_job(job_id: str) -> None:
-    dispatch_step(job_id, job_services.edit_job_run_poll(job_id=job_id))
+    step = job_services.edit_job_run_poll(job_id=job_id)
+    if step.task == "finish" and step.countdown <= 0:
+        # Seen COMPLETED: save the result in this same task. A new message would queue behind every poll
+        # and submit already waiting, and the provider keeps the result only for a limited time.
+        step = job_services.edit_job_run_finish(job_id=job_id)
+    dispatch_step(job_id, step)
 
 
 @shared_task(name="editor.tasks.finish_edit_job", ignore_result=True)
