@@ -45,3 +45,12 @@ def sweep_edit_jobs() -> int:
     for job_id, step in steps:
         dispatch_step(job_id, step)
     return len(steps)
+
+
+@shared_task(name="editor.tasks.delete_unused_photos", ignore_result=True)
+def delete_unused_photos() -> int:
+    from django.conf import settings
+
+    from editor.services.photos import photos_delete_unused
+
+    return photos_delete_unused(older_than_seconds=settings.UNUSED_PHOTO_GRACE_SECONDS)

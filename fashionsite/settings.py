@@ -288,10 +288,17 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# An uploaded photo that no edit uses is deleted after this long (seconds).
+UNUSED_PHOTO_GRACE_SECONDS = env_positive_int("UNUSED_PHOTO_GRACE_SECONDS", 24 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "sweep-edit-jobs": {
         "task": "editor.tasks.sweep_edit_jobs",
         "schedule": timedelta(seconds=env_positive_int("SWEEP_INTERVAL_SECONDS", 30)),
+    },
+    # Photos uploaded but never used by an edit (abandoned pages) are deleted after a grace period.
+    "delete-unused-photos": {
+        "task": "editor.tasks.delete_unused_photos",
+        "schedule": timedelta(hours=1),
     },
     # Keeps the dashboard's daily rollup for today and yesterday current (idempotent rebuild).
     "refresh-usage-rollup": {

@@ -255,6 +255,27 @@ def photo_delete(*, photo: Photo) -> None:
     transaction.on_commit(delete_files)
 
 
+def photos_delete_unused(*, older_than_seconds: int) -> int:
+    """Delete photos that no edit uses and that are older than the grace period (an abandoned direct upload,
+    a page closed before submitting), with their files. Returns how many went."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    unused = Photo.objects.filter(created_at__lt=cutoff, edit_jobs__isnull=True).order_by("created_at")
+    deleted = 0
+    for photo in unused[:500]:
+        with transaction.atomic():
+            # Re-checked under the row lock: a submit may have picked the photo up since the query above.
+            locked = Photo.objects.select_for_update().filter(pk=photo.pk).first()
+            if locked is None or locked.edit_jobs.exists():
+                continue
+            photo_delete(photo=locked)
+            deleted += 1
+    return deleted
+
+
 # --- Direct browser-to-S3 uploads ------------------------------------------------------------------
 
 def direct_upload_enabled() -> bool:
