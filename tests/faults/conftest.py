@@ -73,17 +73,19 @@ def producer_broker(url: str) -> Iterator[None]:
     """Make this process publish tasks to `url` (the views and services enqueue on commit, like the web)."""
     from fashionsite.celery import app
 
-    def reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
+    celery: Any = app  # private pool attributes: Celery has no public way to switch brokers at run time
 
-    old = (app.conf.broker_url, app.conf.broker_write_url)
+    def reset() -> None:
+        if celery._pool is not None:
+            celery._pool.force_close_all()
+        celery._pool = None
+        celery.amqp._producer_pool = None
+
+    old = {key: app.conf.get(key) for key in ("broker_url", "broker_write_url")}
     reset()
-    app.conf.broker_url = app.conf.broker_write_url = url
+    app.conf.update(broker_url=url, broker_write_url=url)
     try:
         yield
     finally:
         reset()
-        app.conf.broker_url, app.conf.broker_write_url = old
+        app.conf.update(old)
