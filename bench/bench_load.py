@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def seed(users: int) -> list[dict[str, Any]]:
         ]
         running = EditJob(owner=user, photo=photo, prompt="a person wearing blue jeans", clothing="bottomwear",
                           state="submitted", cost_credits=1, request_id=f"load-{n}", provider_status="PROCESSING",
-                          submitted_at=now, next_poll_at=now + timezone.timedelta(days=1))
+                          submitted_at=now, next_poll_at=now + timedelta(days=1))
         EditJob.objects.bulk_create([*finished, running])
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)

@@ -49,7 +49,7 @@ class Person(HttpUser):
             "/edit/new/",
             data={"csrfmiddlewaretoken": self.csrf, "prompt": "a person wearing a red shirt", "clothing": "topwear"},
             files={"image": ("photo.jpg", PHOTO, "image/jpeg")},
-            headers={"Referer": self.host + "/edit/new/"},
+            headers={"Referer": f"{self.host}/edit/new/"},
             allow_redirects=False,
             name="submit edit",
             catch_response=True,
