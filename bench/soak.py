@@ -153,15 +153,19 @@ class Soak:
             ids: list[Any] = []
             try:
                 prompts = ("a red shirt", "a navy striped shirt", "blue jeans", "a green checked skirt")
+                final = ("succeeded", "failed", "expired")
                 while len(ids) < self.args.jobs:
-                    for _ in range(min(self.args.wave, self.args.jobs - len(ids))):
+                    # Keep about --in-flight edits open, like a steady stream of users: a backlog far beyond what
+                    # the worker can poll would only measure queueing.
+                    open_now = EditJob.objects.filter(pk__in=ids).exclude(state__in=final).count()
+                    for _ in range(min(self.args.wave, self.args.jobs - len(ids),
+                                       max(0, self.args.in_flight - open_now))):
                         user = self.rng.choice(users)
                         clothing = self.rng.choice(("topwear", "bottomwear"))
                         ids.append(edit_job_submit(user=user, photo=photos[user.pk], clothing=clothing,
                                                    prompt=self.rng.choice(prompts)).pk)
-                    print(f"  submitted {len(ids)}/{self.args.jobs}; final so far "
-                          f"{EditJob.objects.filter(pk__in=ids, state__in=('succeeded', 'failed', 'expired')).count()}",
-                          flush=True)
+                    if len(ids) % 200 < self.args.wave:
+                        print(f"  submitted {len(ids)}/{self.args.jobs}; open {open_now}", flush=True)
                     time.sleep(self.args.wave_every)
                 deadline = time.monotonic() + self.args.timeout
                 while time.monotonic() < deadline:
@@ -208,7 +212,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2000, help="edits to submit")
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--delay", type=float, default=1.0, help="provider seconds per job")
-    parser.add_argument("--wave", type=int, default=50, help="edits submitted per wave")
+    parser.add_argument("--wave", type=int, default=25, help="most edits submitted per wave")
+    parser.add_argument("--in-flight", type=int, default=150, help="edits kept open at once")
     parser.add_argument("--wave-every", type=float, default=2.0, help="seconds between waves")
     parser.add_argument("--fault-every", type=float, default=12.0, help="seconds between faults")
     parser.add_argument("--max-outage", type=float, default=6.0, help="longest outage, seconds")
