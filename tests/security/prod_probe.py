@@ -54,7 +54,26 @@ def main() -> None:
                                                      HTTP_REFERER="https://evil.example/login"))
     out["post_same_origin"] = answer(client.post("/accounts/login/", form, secure=True,
                                                  HTTP_ORIGIN=f"https://{HOST}"))
+    out["proxied_login_lockout"] = proxied_login_lockout()
     print(json.dumps(out))
+
+
+def proxied_login_lockout() -> dict[str, bool]:
+    """Behind the TLS proxy every request comes from the proxy's address. One client failing logins must not lock
+    every other client out: the per-IP budget must follow the client the proxy saw (X-Forwarded-For)."""
+    from django.contrib.auth.hashers import get_hashers
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_hashers.cache_clear()
+    too_many = "Too many failed login attempts"
+
+    def attempt(client_ip: str, n: int) -> bool:
+        client = Client(HTTP_HOST=HOST, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=client_ip)
+        body = client.post("/accounts/login/", {"login": f"guess{n}@example.com", "password": "x"}, secure=True)
+        return too_many in body.content.decode()
+
+    attacker = [attempt("198.51.100.66", n) for n in range(12)]
+    return {"attacker_throttled": attacker[-1], "other_client_throttled": attempt("203.0.113.5", 99)}
 
 
 if __name__ == "__main__":

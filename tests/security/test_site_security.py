@@ -74,7 +74,7 @@ def test_production_cookies_are_secure(production: dict[str, Any]) -> None:
     assert csrf["secure"] and csrf["samesite"] == "Lax"
     # Any session cookie set on the way must be Secure and HttpOnly.
     for answer in production.values():
-        session = answer["cookies"].get("sessionid")
+        session = answer.get("cookies", {}).get("sessionid")
         if session:
             assert session["secure"] and session["httponly"]
 
@@ -91,6 +91,12 @@ def test_production_csrf_checks_the_origin(production: dict[str, Any]) -> None:
     assert production["post_foreign_origin"]["status"] == 403
     assert production["post_foreign_referer"]["status"] == 403
     assert production["post_same_origin"]["status"] == 200  # past CSRF; the wrong password is the form's error
+
+
+def test_production_login_throttle_follows_the_client_behind_the_proxy(production: dict[str, Any]) -> None:
+    lockout = production["proxied_login_lockout"]
+    assert lockout["attacker_throttled"]
+    assert not lockout["other_client_throttled"], "one client's failed logins locked everyone out"
 
 
 # --- CSRF on every state-changing URL --------------------------------------------------------------
