@@ -1,8 +1,9 @@
 """Locust users for bench/bench_load.py: signed-in people watching an edit, browsing their gallery, submitting.
 
 Each simulated user takes one seeded account (session cookie, an in-flight job, a photo file) from the JSON file
-named by LOAD_ACCOUNTS. One request a second per user, like the job page's htmx poll (`hx-trigger="every 1s"`):
-mostly status polls, some gallery views, now and then a new edit (an upload through the real form).
+named by LOAD_ACCOUNTS. One request a second per user, like the job page's htmx poll (`hx-trigger="every 1s"`).
+The mix is what a person does in a minute: one new edit (an upload through the real form), about a minute of
+watching its status (Segmind takes ~64 s), a few gallery views.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ class Person(HttpUser):
         self.client.cookies.set("sessionid", self.account["session"])
         self.csrf = ""
 
-    @task(20)
+    @task(55)
     def poll_status(self) -> None:
         self.client.get(f"/edits/{self.account['job']}/status/?phase=processing", name="job status poll")
 
-    @task(2)
+    @task(3)
     def gallery(self) -> None:
         self.client.get("/gallery/", name="gallery")
 
