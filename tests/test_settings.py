@@ -66,3 +66,20 @@ def test_embedded_defaults_need_nothing_installed() -> None:
         "django.db.backends.sqlite3", "django.core.files.storage.FileSystemStorage",
         "redis://127.0.0.1:6379/0", "http://127.0.0.1:8765/v1",
     ]
+
+
+def test_a_copied_env_example_starts_the_site(tmp_path: Path) -> None:
+    # What a self-hoster does first: copy .env.example to .env. Every line must load as written.
+    script = (
+        "import environ, os, sys; environ.Env.read_env(sys.argv[1], overwrite=True);"
+        "os.environ['FAI_IGNORE_DOTENV'] = '1';"
+        "import django; django.setup(); from django.conf import settings as s;"
+        "print(s.CELERY_BROKER_URL, s.FASHION_AI_BASE_URL, s.FASHION_AI_EXPECTED_SECONDS, s.DEBUG)"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AWS_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / ".env.example")], cwd=REPO, capture_output=True, text=True,
+        env={**base, "DJANGO_SETTINGS_MODULE": "fashionsite.settings"}, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["redis://127.0.0.1:6379/0", "http://127.0.0.1:8765/v1", "4.0", "True"]
