@@ -133,6 +133,8 @@ def main() -> int:
                         help="gunicorn processes (docker/gunicorn.conf.py: 2 x cores + 1)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process (gthread)")
     parser.add_argument("--conn-max-age", type=int, default=60, help="DATABASE_CONN_MAX_AGE for gunicorn")
+    parser.add_argument("--mix", default="status,gallery,submit",
+                        help="which requests the users make (locust tags), e.g. 'status' for polling alone")
     parser.add_argument("--warmup", type=int, default=20, help="seconds of unmeasured load first")
     parser.add_argument("--quick", action="store_true", help="50 users for 15 s: a smoke run")
     args = parser.parse_args()
@@ -175,7 +177,7 @@ def main() -> int:
                     [sys.executable, "-m", "locust", "-f", str(ROOT / "bench/locustfile.py"), "--headless",
                      "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{int(seconds)}s",
                      "--host", f"http://127.0.0.1:{port}", "--csv", str(Path(folder) / csv_prefix),
-                     "--only-summary", "--loglevel", "WARNING", "--reset-stats"],
+                     "--only-summary", "--loglevel", "WARNING", "--reset-stats", "--tags", *args.mix.split(",")],
                     cwd=ROOT, env=locust_env, capture_output=True, text=True,
                 )
 
@@ -196,7 +198,7 @@ def main() -> int:
 
     print(f"\n{args.users} users, {args.duration} s after a {args.users / args.spawn_rate:.0f} s ramp (stats reset "
           f"when all users run); gunicorn gthread {args.workers} x {args.threads}, "
-          f"DATABASE_CONN_MAX_AGE={args.conn_max_age}")
+          f"DATABASE_CONN_MAX_AGE={args.conn_max_age}, mix {args.mix}")
     print(f"{'endpoint':<20} {'requests':>9} {'fails':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
     failures = 0
     status_p95 = float("nan")

@@ -14,7 +14,7 @@ import os
 import re
 from typing import Any
 
-from locust import HttpUser, constant_pacing, task
+from locust import HttpUser, constant_pacing, tag, task
 
 ACCOUNTS: list[dict[str, Any]] = json.loads(open(os.environ["LOAD_ACCOUNTS"]).read())  # noqa: SIM115
 PHOTO = open(os.environ["LOAD_PHOTO"], "rb").read()  # noqa: SIM115
@@ -30,14 +30,17 @@ class Person(HttpUser):
         self.client.cookies.set("sessionid", self.account["session"])
         self.csrf = ""
 
+    @tag("status")
     @task(55)
     def poll_status(self) -> None:
         self.client.get(f"/edits/{self.account['job']}/status/?phase=processing", name="job status poll")
 
+    @tag("gallery")
     @task(3)
     def gallery(self) -> None:
         self.client.get("/gallery/", name="gallery")
 
+    @tag("submit")
     @task(1)
     def submit(self) -> None:
         if not self.csrf:
