@@ -41,8 +41,6 @@ from editor.models import (
     OperatorAlert,
     Photo,
     ProviderError,
-    result_upload_to,
-    thumbnail_upload_to,
 )
 from editor.polling import PollPolicy, backoff_delay, next_poll_delay
 from editor.services.credits import InsufficientCredits, credits_charge_for_job, credits_refund_for_job
@@ -288,6 +286,9 @@ def _finish_with_refund(*, job_id: Any, to_state: str, error_code: str, error_de
             # refunds at most once per job, so this is safe to repeat.
             reason = "Edit failed: not charged" if to_state == State.FAILED else "Edit expired: not charged"
             credits_refund_for_job(job=job, reason=reason)
+            if moved and job.provider_completed_at is not None:
+                # It ended after the provider finished: a save may have been interrupted half way.
+                _delete_partial_result_files(job)
     return moved
 
 
@@ -443,8 +444,12 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
         edit_job_mark_failed(job_id=job.pk, error_code="provider_bad_output", error_detail=str(exc))
         return DONE
     data, extension = images.clean_result(downloaded.data, downloaded.format)
-    result_name = default_storage.save(result_upload_to(job, f"result{extension}"), ContentFile(data))
-    thumb_name = default_storage.save(thumbnail_upload_to(job, "thumb.webp"), ContentFile(images.make_thumbnail(data)))
+    try:
+        result_name = _store_at(job_result_key(job, extension), data)
+        thumb_name = _store_at(job_thumbnail_key(job), images.make_thumbnail(data))
+    except Exception as exc:  # storage down: the provider still holds the result, try again after a backoff
+        log.warning("job %s: could not store the result (%s); retrying", job.pk, type(exc).__name__)
+        return _retry_finish(job, None, policy)
     metrics = answer.body.get("metrics") if isinstance(answer.body.get("metrics"), dict) else {}
     inference = metrics.get("inference_time") if metrics else None
     if edit_job_mark_succeeded(
@@ -455,9 +460,42 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
         inference_time=float(inference) if isinstance(inference, int | float) else None,
     ):
         return DONE
-    # Someone else finished or expired the job meanwhile: our copies are orphans.
-    _delete_files([result_name, thumb_name])
+    # Someone else moved the job meanwhile. The keys are the job's own, so a SUCCEEDED job already points at
+    # these very files; anything else (expired, failed) must not keep them.
+    if not EditJob.objects.filter(pk=job.pk, state=State.SUCCEEDED).exists():
+        _delete_files([result_name, thumb_name])
     return DONE
+
+
+RESULT_EXTENSIONS = (".png", ".jpg")
+
+
+def job_result_key(job: EditJob, extension: str) -> str:
+    # One fixed key per job (the job id is a random UUID, so keys stay unguessable): a retry after a partial
+    # save overwrites its own earlier copy instead of leaving an orphan in the bucket.
+    return f"users/{job.owner_id}/results/{job.pk}{extension}"
+
+
+def job_thumbnail_key(job: EditJob) -> str:
+    return f"users/{job.owner_id}/thumbs/{job.pk}.webp"
+
+
+def _store_at(name: str, data: bytes) -> str:
+    """Store `data` at exactly `name`, replacing an earlier partial copy (storage never overwrites by itself)."""
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    stored = default_storage.save(name, ContentFile(data))
+    if stored != name:  # pragma: no cover - only if another writer raced us between delete and save
+        default_storage.delete(stored)
+        raise RuntimeError(f"storage renamed {name} to {stored}")
+    return stored
+
+
+def _delete_partial_result_files(job: EditJob) -> None:
+    """A job that ends without a result may still have a copy from an interrupted save: remove it."""
+    names = [job_result_key(job, ext) for ext in RESULT_EXTENSIONS] + [job_thumbnail_key(job)]
+    # Deleting a missing key is a no-op on S3 and on local storage; failures are logged, never raised.
+    transaction.on_commit(lambda: _delete_files(names))
 
 
 def _retry_finish(job: EditJob, retry_after: float | None, policy: PollPolicy) -> NextStep:
