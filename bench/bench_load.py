@@ -128,18 +128,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--duration", type=int, default=60, help="seconds of load after the ramp-up")
-    parser.add_argument("--spawn-rate", type=float, default=40)
+    parser.add_argument("--spawn-rate", type=float, default=5, help="users joining per second (the warm-up)")
     parser.add_argument("--workers", type=int, default=5,
                         help="gunicorn processes (docker/gunicorn.conf.py: 2 x cores + 1)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process (gthread)")
     parser.add_argument("--conn-max-age", type=int, default=60, help="DATABASE_CONN_MAX_AGE for gunicorn")
     parser.add_argument("--mix", default="status,gallery,submit",
                         help="which requests the users make (locust tags), e.g. 'status' for polling alone")
-    parser.add_argument("--warmup", type=int, default=20, help="seconds of unmeasured load first")
     parser.add_argument("--quick", action="store_true", help="50 users for 15 s: a smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.users, args.duration, args.warmup = 50, 15, 10
+        args.users, args.duration, args.spawn_rate = 50, 15, 10
 
     env = dict(os.environ)
     env.update({
@@ -181,10 +180,9 @@ def main() -> int:
                     cwd=ROOT, env=locust_env, capture_output=True, text=True,
                 )
 
-            # Warm-up, not measured: every gunicorn thread opens its database connection and builds its S3
-            # client (boto3 takes up to a second for its first client), as a long-running server has long done.
-            if args.warmup:
-                locust(ramp + args.warmup, "warmup")
+            # The ramp is the warm-up: users join a few a second while every gunicorn thread opens its database
+            # connection and builds its S3 client (boto3 takes up to a second for its first client), as on a
+            # long-running server; statistics restart once all users run (--reset-stats).
             result = locust(ramp + args.duration, "load")
             stats = Path(folder) / "load_stats.csv"
             rows = list(csv.DictReader(stats.open())) if stats.exists() else []
