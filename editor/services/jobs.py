@@ -326,13 +326,16 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
         return DONE
     EditJob.objects.filter(pk=job.pk).update(submit_attempts=F("submit_attempts") + 1)
     try:
-        image = provider_image_for(photo=job.photo)
-    except Exception as exc:  # the stored photo is unreadable: the job can never run
-        log.exception("job %s: cannot read photo %s", job.pk, job.photo_id)
+        # Reading the photo (or checking it is in the bucket the provider fetches it from) needs our storage:
+        # while it is unreachable the edit must wait, not fail for good (the provider would answer 400).
+        photo_stored = default_storage.exists(str(job.photo.image.name))
+        image = provider_image_for(photo=job.photo) if photo_stored else ""
+    except Exception as exc:
+        log.warning("job %s: storage unreachable before submit (%s); retrying", job.pk, type(exc).__name__)
+        return _retry_submit(job, detail="Waiting for storage to come back.", retry_after=None)
+    if not photo_stored:
         edit_job_mark_failed(
-            job_id=job.pk,
-            error_code="photo_unreadable",
-            error_detail=f"The photo could not be read ({type(exc).__name__}).",
+            job_id=job.pk, error_code="photo_unreadable", error_detail="The photo is missing from storage."
         )
         return DONE
     answer = fashion_ai.submit(image=image, prompt=job.prompt, clothing=job.clothing)
@@ -350,17 +353,21 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
         return DONE
     _record_error(answer, job_id=job.pk, call="submit")
     if answer.outcome is Outcome.RETRY:
-        errors = job.poll_errors + 1
-        delay = backoff_delay(errors=errors, policy=poll_policy(), retry_after=answer.retry_after)
-        EditJob.objects.filter(pk=job.pk, state=State.CREATED).update(
-            poll_errors=errors,
-            next_poll_at=timezone.now() + timedelta(seconds=delay),
-            error_detail=f"Waiting for the provider: {answer.detail}"[:2000],
-            updated_at=timezone.now(),
-        )
-        return NextStep("submit", delay)
+        return _retry_submit(job, detail=f"Waiting for the provider: {answer.detail}", retry_after=answer.retry_after)
     _fail_for(answer, job_id=job.pk, call="submit")
     return DONE
+
+
+def _retry_submit(job: EditJob, *, detail: str, retry_after: float | None) -> NextStep:
+    errors = job.poll_errors + 1
+    delay = backoff_delay(errors=errors, policy=poll_policy(), retry_after=retry_after)
+    EditJob.objects.filter(pk=job.pk, state=State.CREATED).update(
+        poll_errors=errors,
+        next_poll_at=timezone.now() + timedelta(seconds=delay),
+        error_detail=detail[:2000],
+        updated_at=timezone.now(),
+    )
+    return NextStep("submit", delay)
 
 
 def edit_job_run_poll(*, job_id: str) -> NextStep:
