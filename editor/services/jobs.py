@@ -488,7 +488,11 @@ def job_thumbnail_key(job: EditJob) -> str:
 
 
 def _store_at(name: str, data: bytes) -> str:
-    """Store `data` at exactly `name`, replacing an earlier partial copy (storage never overwrites by itself)."""
+    """Store `data` at exactly `name`, replacing an earlier partial copy."""
+    if _storage_is_s3():
+        # An S3 PUT replaces the object in one request; `save()` would first look for a free name (a HEAD) and
+        # write beside an earlier copy instead of over it.
+        return str(default_storage._save(name, ContentFile(data)))  # type: ignore[attr-defined]
     if default_storage.exists(name):
         default_storage.delete(name)
     stored = default_storage.save(name, ContentFile(data))
