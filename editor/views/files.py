@@ -13,6 +13,7 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
+from editor.models import EditJob, Photo
 from editor.selectors.gallery import edit_job_for_owner, job_download_filename, job_download_url, photo_for_owner
 from editor.types import AuthedRequest
 
@@ -39,47 +40,51 @@ def _serve(field_file: FieldFile, *, download_name: str = "") -> HttpResponseBas
     return response
 
 
+def _owned_photo(request: AuthedRequest, pk: Any) -> Photo:
+    photo = photo_for_owner(user=request.user, photo_id=pk)
+    if photo is None:  # someone else's photo looks exactly like a missing one
+        raise Http404("No such photo")
+    return photo
+
+
+def _owned_job(request: AuthedRequest, pk: Any) -> EditJob:
+    job = edit_job_for_owner(user=request.user, job_id=pk)
+    if job is None:
+        raise Http404("No such edit")
+    return job
+
+
 @login_required
 @require_GET
 def photo_image(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    photo = photo_for_owner(user=request.user, photo_id=pk)
-    if photo is None:
-        raise Http404("No such photo")
-    return _serve(photo.image)
+    return _serve(_owned_photo(request, pk).image)
 
 
 @login_required
 @require_GET
 def photo_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    photo = photo_for_owner(user=request.user, photo_id=pk)
-    if photo is None:
-        raise Http404("No such photo")
+    photo = _owned_photo(request, pk)
     return _serve(photo.thumbnail or photo.image)
 
 
 @login_required
 @require_GET
 def job_result(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    job = edit_job_for_owner(user=request.user, job_id=pk)
-    if job is None:
-        raise Http404("No such edit")
-    return _serve(job.result_image)
+    return _serve(_owned_job(request, pk).result_image)
 
 
 @login_required
 @require_GET
 def job_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    job = edit_job_for_owner(user=request.user, job_id=pk)
-    if job is None:
-        raise Http404("No such edit")
+    job = _owned_job(request, pk)
     return _serve(job.result_thumbnail or job.result_image or job.photo.thumbnail)
 
 
 @login_required
 @require_GET
 def job_download(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    job = edit_job_for_owner(user=request.user, job_id=pk)
-    if job is None or not job.result_image:
+    job = _owned_job(request, pk)
+    if not job.result_image:
         raise Http404("No such result")
     if settings.USE_S3:
         response = HttpResponseRedirect(job_download_url(job=job))
