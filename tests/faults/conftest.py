@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import kombu.pools
 import pytest
 
 from tests.faults.consistency import consistency_report
@@ -76,8 +77,9 @@ def producer_broker(url: str) -> Iterator[None]:
     celery: Any = app  # private pool attributes: Celery has no public way to switch brokers at run time
 
     def reset() -> None:
-        if celery._pool is not None:
-            celery._pool.force_close_all()
+        # app.pool is kombu's process-wide pool for the URL: closing it without clearing kombu's registry leaves
+        # a closed pool behind, and every later enqueue in this process fails ("Acquire on closed pool").
+        kombu.pools.reset()
         celery._pool = None
         celery.amqp._producer_pool = None
 

@@ -52,6 +52,10 @@ class TcpProxy:
         for sock in live:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                # close() alone does not tear down a socket another thread is blocked in recv() on: the kernel
+                # keeps it open until that call returns, so idle keep-alive connections would stay up.
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 sock.close()
 
     def cut_on_request(self, prefix: bytes, *, nth: int) -> None:

@@ -151,7 +151,11 @@ def test_provider_down_for_a_while(celery_worker_factory: Any, funded_user: Any,
             proxy.cut()  # refused connections for every poll, and for the submits below
             ids += submit(users, photos, 2, prompt="while the provider is down")
             time.sleep(6)
-            assert set(states(ids)) <= {"created", "submitted"}, states(ids)
+            jobs = EditJob.objects.filter(pk__in=ids)
+            errors = ProviderError.objects.filter(job_id__in=ids)
+            assert {j.state for j in jobs} <= {"created", "submitted"}, "\n".join(
+                [f"{j.state}: {j.error_detail}" for j in jobs] + [f"{e.kind}: {e.detail}" for e in errors]
+            )
             proxy.restore()
             done = wait_final(ids, timeout=60, worker=worker)
         finally:
