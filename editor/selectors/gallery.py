@@ -54,7 +54,7 @@ class GalleryFilters:
         return bool(self.status or self.clothing or self.q)
 
 
-def _parse_uuid(value: Any) -> uuid.UUID | None:
+def parse_uuid(value: Any) -> uuid.UUID | None:
     try:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     except (TypeError, ValueError):
@@ -62,14 +62,14 @@ def _parse_uuid(value: Any) -> uuid.UUID | None:
 
 
 def edit_job_for_owner(*, user: AbstractBaseUser, job_id: Any) -> EditJob | None:
-    parsed = _parse_uuid(job_id)
+    parsed = parse_uuid(job_id)
     if parsed is None:
         return None
     return EditJob.objects.select_related("photo").filter(owner_id=user.pk, pk=parsed).first()
 
 
 def photo_for_owner(*, user: AbstractBaseUser, photo_id: Any) -> Photo | None:
-    parsed = _parse_uuid(photo_id)
+    parsed = parse_uuid(photo_id)
     if parsed is None:
         return None
     return Photo.objects.filter(owner_id=user.pk, pk=parsed).first()

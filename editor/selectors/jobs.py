@@ -55,18 +55,38 @@ def edit_jobs_in_flight_total() -> int:
 
 
 def _phase(job: EditJob) -> str:
-    if job.state == State.SUCCEEDED:
+    return phase_of(state=job.state, provider_status=job.provider_status)
+
+
+def phase_of(*, state: str, provider_status: str) -> str:
+    """What the person sees: queued, processing, saving, done, failed or expired."""
+    if state == State.SUCCEEDED:
         return "done"
-    if job.state == State.FAILED:
+    if state == State.FAILED:
         return "failed"
-    if job.state == State.EXPIRED:
+    if state == State.EXPIRED:
         return "expired"
-    if job.state == State.SUBMITTED:
-        if job.provider_status == "COMPLETED":
+    if state == State.SUBMITTED:
+        if provider_status == "COMPLETED":
             return "saving"
-        if job.provider_status == "PROCESSING":
+        if provider_status == "PROCESSING":
             return "processing"
     return "queued"
+
+
+RUNNING_PHASES = ("queued", "processing", "saving")
+
+
+def edit_job_phase_for_owner(*, user: AbstractBaseUser, job_id: Any) -> str | None:
+    """The job's phase from one narrow query (no photo, no ledger), or None when the viewer does not own it.
+    The live panel's poll asks this every second; it renders the panel only when the phase changed."""
+    from editor.selectors.gallery import parse_uuid
+
+    parsed = parse_uuid(job_id)
+    if parsed is None:
+        return None
+    row = EditJob.objects.filter(owner_id=user.pk, pk=parsed).values_list("state", "provider_status").first()
+    return phase_of(state=row[0], provider_status=row[1]) if row else None
 
 
 def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
@@ -87,7 +107,8 @@ def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
     elif phase == "queued" and job.submitted_at is None:
         fraction = 0.02
     else:
-        # Never claim 100% before it is done: an overdue job creeps towards 95%.
+        # Never claim 100% before it is done: an overdue job creeps towards 95%. static/js/job.js advances the
+        # bar between polls with this same formula (the poll answers 204 while the phase is unchanged).
         fraction = min(0.95, 0.05 + 0.9 * running_for / expected) if expected > 0 else 0.5
     not_charged = (
         phase in ("failed", "expired")
@@ -100,6 +121,9 @@ def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
         "final": job.is_final,
         "expected_seconds": round(expected, 1),
         "elapsed_seconds": round(elapsed, 1),
+        "running_seconds": round(running_for, 1),
+        # The bar follows running time (job.js keeps it moving); queued-before-submit and saving hold still.
+        "estimating": phase in ("queued", "processing") and job.submitted_at is not None and expected > 0,
         "remaining_seconds": round(max(0.0, expected - running_for), 1) if not job.is_final else 0.0,
         "fraction": round(fraction, 3),
         "not_charged": not_charged,

@@ -21,4 +21,25 @@
     if (e.detail.xhr && e.detail.xhr.status === 404) window.location.reload();
   });
   document.querySelectorAll(".compare-range").forEach(sync);
+
+  // While the phase is unchanged the poll answers 204 and the panel stays as rendered, so the clock and the
+  // estimated progress move here, from the seconds the server measured when it rendered the panel (no clock skew).
+  // The estimate is editor/selectors/jobs.py edit_job_progress's: 5% + 90% of running time / expected, at most 95%.
+  var panelShownAt = performance.now();
+  document.addEventListener("htmx:afterSwap", function () { panelShownAt = performance.now(); });
+  window.setInterval(function () {
+    var panel = document.getElementById("job-panel");
+    if (!panel || panel.dataset.elapsed === undefined) return;
+    var since = (performance.now() - panelShownAt) / 1000;
+    var clock = panel.querySelector("[data-tick=elapsed]");
+    if (clock) clock.textContent = String(Math.round(parseFloat(panel.dataset.elapsed) + since));
+    var bar = panel.querySelector("progress");
+    var expected = parseFloat(panel.dataset.expected);
+    if (bar && panel.dataset.estimating !== undefined && expected > 0) {
+      var running = parseFloat(panel.dataset.runningFor) + since;
+      var percent = Math.round(100 * Math.min(0.95, 0.05 + 0.9 * running / expected));
+      bar.value = percent;
+      bar.textContent = percent + "%";
+    }
+  }, 1000);
 })();

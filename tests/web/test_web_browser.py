@@ -219,3 +219,41 @@ def test_failed_edit_shows_the_reason_and_the_refund(
     page.reload()
     assert page.get_by_test_id("balance").inner_text().endswith(f"{balance} credits")
     capture(page, "job-failed")
+
+
+def test_running_job_page_ticks_between_polls_and_swaps_on_a_new_phase(
+    page: Any, live_server: Any, make_user: Any
+) -> None:
+    """The poll answers 204 while the phase is unchanged; the page's own clock and bar keep moving, and the panel
+    is swapped (without a reload) the moment the phase changes."""
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from editor.selectors.jobs import EXPECTED_CACHE_KEY
+    from tests.web.helpers import make_job
+
+    # Earlier tests' quick edits would make the learned provider time ~1 s and the bar start at its 95% cap.
+    cache.set(EXPECTED_CACHE_KEY, 60.0, 300)
+    base = live_server.url
+    user = make_user()
+    job = make_job(user, state=EditJob.State.SUBMITTED)
+    EditJob.objects.filter(pk=job.pk).update(
+        provider_status="PROCESSING", submitted_at=timezone.now() - timedelta(seconds=1),
+        created_at=timezone.now() - timedelta(seconds=2))
+    log_in(page, base, user)
+    polls: list[int] = []
+    page.on("response", lambda r: polls.append(r.status) if "/status/" in r.url else None)
+    page.goto(f"{base}/edits/{job.pk}/")
+    page.evaluate("window.__noReload = true")
+    clock = page.locator("[data-tick=elapsed]")
+    first_clock, first_bar = int(clock.inner_text()), int(page.locator("progress").get_attribute("value") or 0)
+    page.wait_for_timeout(3500)
+    assert polls and set(polls) == {204}, polls
+    assert int(clock.inner_text()) >= first_clock + 2
+    assert page.evaluate("document.querySelector('progress').value") > first_bar
+    EditJob.objects.filter(pk=job.pk).update(provider_status="COMPLETED")
+    page.locator("[data-testid=job-panel][data-phase=saving]").wait_for(timeout=5000)
+    assert 200 in polls and page.evaluate("window.__noReload") is True
+    assert page.get_by_test_id("announcer").inner_text() == "Saving the result"

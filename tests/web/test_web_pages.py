@@ -157,18 +157,32 @@ def test_refused_uploads_and_submits_say_why_and_store_nothing(
 
 
 @pytest.mark.smoke
-def test_job_page_shows_each_phase(make_user: Any) -> None:
+def test_job_page_shows_each_phase(make_user: Any, django_assert_max_num_queries: Any) -> None:
     user = make_user()
     client = client_for(user)
     running = make_job(user, state=EditJob.State.SUBMITTED)
     html = client.get(reverse("editor:job_detail", kwargs={"pk": running.pk})).content.decode()
     assert 'hx-trigger="every 1s"' in html and "<progress" in html and "Waiting in the queue" in html
     assert "htmx-2.0.11.min.js" in html and 'aria-live="polite"' in html
-    status = client.get(reverse("editor:job_status", kwargs={"pk": running.pk}) + "?phase=queued")
-    assert status.status_code == 200 and "hx-swap-oob" not in status.content.decode()
+    poll = reverse("editor:job_status", kwargs={"pk": running.pk})
+    # The phase the page shows is still current: 204, nothing rendered, htmx keeps the panel.
+    with django_assert_max_num_queries(3):  # session, user, one narrow job query
+        status = client.get(poll + "?phase=queued")
+    assert status.status_code == 204 and status.content == b"" and status["Cache-Control"] == "no-store"
     EditJob.objects.filter(pk=running.pk).update(provider_status="PROCESSING")
-    status = client.get(reverse("editor:job_status", kwargs={"pk": running.pk}) + "?phase=queued")
+    status = client.get(poll + "?phase=queued")
+    assert status.status_code == 200
     assert "Editing your photo" in status.content.decode() and "hx-swap-oob" in status.content.decode()
+    assert 'data-estimating' in status.content.decode() and 'data-tick="elapsed"' in status.content.decode()
+    assert client.get(poll + "?phase=processing").status_code == 204
+    # A first poll without a phase, and a finished job, always get the panel.
+    assert client.get(poll).status_code == 200
+    EditJob.objects.filter(pk=running.pk).update(state=EditJob.State.FAILED, error_detail="The photo shows no person.")
+    status = client.get(poll + "?phase=processing")
+    assert status.status_code == 200 and "The photo shows no person." in status.content.decode()
+    assert "hx-trigger" not in status.content.decode()  # polling stops
+    # Someone else's job: 404 on the poll as on the page.
+    assert client_for(make_user()).get(poll + "?phase=failed").status_code == 404
 
     done = make_job(user)
     html = client.get(reverse("editor:job_detail", kwargs={"pk": done.pk})).content.decode()
