@@ -68,6 +68,20 @@ def test_embedded_defaults_need_nothing_installed() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("cache_url", "engine"),
+    [
+        ("locmemcache://", "django.contrib.sessions.backends.db"),  # per process: a logout must reach every one
+        ("redis://127.0.0.1:6379/1", "django.contrib.sessions.backends.cached_db"),
+    ],
+)
+def test_sessions_are_read_through_a_shared_cache_only(cache_url: str, engine: str) -> None:
+    result = _run_django(["shell", "-v", "0", "-c", "from django.conf import settings; print(settings.SESSION_ENGINE)"],
+                         CACHE_URL=cache_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == engine
+
+
 def test_a_copied_env_example_starts_the_site(tmp_path: Path) -> None:
     # What a self-hoster does first: copy .env.example to .env. Every line must load as written.
     script = (

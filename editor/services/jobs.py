@@ -490,9 +490,11 @@ def job_thumbnail_key(job: EditJob) -> str:
 def _store_at(name: str, data: bytes) -> str:
     """Store `data` at exactly `name`, replacing an earlier partial copy."""
     if _storage_is_s3():
-        # An S3 PUT replaces the object in one request; `save()` would first look for a free name (a HEAD) and
-        # write beside an earlier copy instead of over it.
-        return str(default_storage._save(name, ContentFile(data)))  # type: ignore[attr-defined]
+        # S3 is configured with file_overwrite (fashionsite/settings.py): one PUT replaces an earlier copy.
+        stored = default_storage.save(name, ContentFile(data))
+        if stored != name:  # pragma: no cover - only if file_overwrite were turned off
+            raise RuntimeError(f"storage renamed {name} to {stored}")
+        return stored
     if default_storage.exists(name):
         default_storage.delete(name)
     stored = default_storage.save(name, ContentFile(data))
