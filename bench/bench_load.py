@@ -14,6 +14,7 @@ failed request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -96,10 +97,11 @@ def _photo_bytes() -> bytes:
     return out.getvalue()
 
 
-def start_gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log: Path,
+                   app: str = "fashionsite.wsgi") -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "fashionsite.wsgi",
+            [sys.executable, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", app,
              "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
@@ -116,12 +118,24 @@ def start_gunicorn(port: int, workers: int, threads: int, env: dict[str, str], l
 
 
 def stop_gunicorn(process: subprocess.Popen[bytes]) -> None:
+    workers = _children(process.pid)
     process.send_signal(signal.SIGINT)  # quick shutdown: keep-alive connections need not drain
     try:
         process.wait(15)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    # A gthread worker can outlive its master when the master exits first; it would skew the next run's figures.
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def main() -> int:
@@ -134,7 +148,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process (gthread)")
     parser.add_argument("--conn-max-age", type=int, default=60, help="DATABASE_CONN_MAX_AGE for gunicorn")
     parser.add_argument("--mix", default="status,gallery,submit",
-                        help="which requests the users make (locust tags), e.g. 'status' for polling alone")
+                        help="which requests the users make, e.g. 'status' for polling alone")
+    parser.add_argument("--cache", choices=("redis", "locmem"), default="redis",
+                        help="CACHE_URL for gunicorn: redis as in compose (sessions read through it) or locmem")
+    parser.add_argument("--client", choices=("lean", "locust"), default="lean",
+                        help="load generator: bench/loadgen.py (default) or locust, its peer (bench/locustfile.py)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="serve a trivial WSGI app instead of the site: what the load generator itself adds")
     parser.add_argument("--quick", action="store_true", help="50 users for 15 s: a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -146,7 +166,13 @@ def main() -> int:
         "DATABASE_CONN_MAX_AGE": str(args.conn_max_age), "MAX_JOBS_IN_FLIGHT_PER_USER": "1000000",
         "PYTHONPATH": str(ROOT),
     })
-    os.environ.update({k: env[k] for k in ("DJANGO_DEBUG", "FAI_IGNORE_DOTENV", "LOG_LEVEL", "LOG_FORMAT")})
+    if args.cache == "redis":
+        # As docker/compose.yaml runs it: Redis holds the cache, so sessions are read from it (cached_db).
+        env["CACHE_URL"] = env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+    else:
+        env["CACHE_URL"] = "locmemcache://"
+    os.environ.update({k: env[k] for k in ("DJANGO_DEBUG", "FAI_IGNORE_DOTENV", "LOG_LEVEL", "LOG_FORMAT",
+                                           "CACHE_URL")})
     setup_django()
     from django.core.management import call_command
 
@@ -160,61 +186,132 @@ def main() -> int:
     connections.close_all()
 
     port = free_port()
+    app = "bench.loadgen:trivial_app" if args.calibrate else "fashionsite.wsgi"
+    photo = _photo_bytes()
     with tempfile.TemporaryDirectory() as folder:
-        accounts_file = Path(folder) / "accounts.json"
-        accounts_file.write_text(json.dumps(accounts))
-        photo_file = Path(folder) / "photo.jpg"
-        photo_file.write_bytes(_photo_bytes())
         gunicorn_log = Path(folder) / "gunicorn.log"
-        gunicorn = start_gunicorn(port, args.workers, args.threads, env, gunicorn_log)
+        gunicorn = start_gunicorn(port, args.workers, args.threads, env, gunicorn_log, app=app)
         try:
-            ramp = args.users / args.spawn_rate
-            locust_env = {**env, "LOAD_ACCOUNTS": str(accounts_file), "LOAD_PHOTO": str(photo_file)}
-
-            def locust(seconds: float, csv_prefix: str) -> subprocess.CompletedProcess[str]:
-                return subprocess.run(
-                    [sys.executable, "-m", "locust", "-f", str(ROOT / "bench/locustfile.py"), "--headless",
-                     "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{int(seconds)}s",
-                     "--host", f"http://127.0.0.1:{port}", "--csv", str(Path(folder) / csv_prefix),
-                     "--only-summary", "--loglevel", "WARNING", "--reset-stats", "--tags", *args.mix.split(",")],
-                    cwd=ROOT, env=locust_env, capture_output=True, text=True,
-                )
-
             # The ramp is the warm-up: users join a few a second while every gunicorn thread opens its database
             # connection and builds its S3 client (boto3 takes up to a second for its first client), as on a
-            # long-running server; statistics restart once all users run (--reset-stats).
-            result = locust(ramp + args.duration, "load")
-            stats = Path(folder) / "load_stats.csv"
-            rows = list(csv.DictReader(stats.open())) if stats.exists() else []
+            # long-running server; statistics start once all users run.
+            if args.client == "lean":
+                rows, failure_samples = run_lean(port, accounts, photo, args)
+            else:
+                rows, failure_samples = run_locust(port, accounts, photo, args, env, Path(folder))
             server_errors = [line for line in gunicorn_log.read_text(errors="replace").splitlines()
                              if "ERROR" in line or "Traceback" in line]
         finally:
             stop_gunicorn(gunicorn)
     if not rows:
-        print(result.stdout[-3000:], result.stderr[-3000:])
+        print(failure_samples)
         return 1
 
-    print(f"\n{args.users} users, {args.duration} s after a {args.users / args.spawn_rate:.0f} s ramp (stats reset "
-          f"when all users run); gunicorn gthread {args.workers} x {args.threads}, "
-          f"DATABASE_CONN_MAX_AGE={args.conn_max_age}, mix {args.mix}")
+    print(f"\n{args.users} users, {args.duration} s after a {args.users / args.spawn_rate:.0f} s ramp (recorded "
+          f"once all users run); client {args.client}; gunicorn gthread {args.workers} x {args.threads}, "
+          f"DATABASE_CONN_MAX_AGE={args.conn_max_age}, cache {args.cache}, mix {args.mix}"
+          + ("; CALIBRATION: a trivial WSGI app, not the site" if args.calibrate else ""))
     print(f"{'endpoint':<20} {'requests':>9} {'fails':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
     failures = 0
     status_p95 = float("nan")
-    for row in rows:
-        name = "all" if row["Name"] == "Aggregated" else row["Name"]
-        failures += int(row["Failure Count"]) if name != "all" else 0
-        print(f"{name:<20} {row['Request Count']:>9} {row['Failure Count']:>6} {float(row['Requests/s']):>7.1f} "
-              f"{row['50%']:>7} {row['95%']:>7} {row['99%']:>7}")
+    for name, count, failed, rate, p50, p95, p99 in rows:
+        failures += failed if name != "all" else 0
+        print(f"{name:<20} {count:>9} {failed:>6} {rate:>7.1f} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f}")
         if name == "job status poll":
-            status_p95 = float(row["95%"])
-    verdict = "met" if status_p95 < STATUS_TARGET_P95_MS and failures == 0 else "NOT met"
-    print(f"\ntarget (job status p95 < {STATUS_TARGET_P95_MS:.0f} ms, no errors): {verdict}")
+            status_p95 = p95
+    if not args.calibrate:
+        verdict = "met" if status_p95 < STATUS_TARGET_P95_MS and failures == 0 else "NOT met"
+        print(f"\ntarget (job status p95 < {STATUS_TARGET_P95_MS:.0f} ms, no errors): {verdict}")
     if failures:
-        print(result.stderr[-3000:])
+        print(failure_samples)
     if server_errors:
         print(f"server log: {len(server_errors)} error lines, e.g. {server_errors[:3]}")
     return 1 if failures or server_errors else 0
 
+
+Row = tuple[str, int, int, float, float, float, float]  # name, requests, failures, req/s, p50, p95, p99 (ms)
+WEIGHTS = {"status": 55, "gallery": 3, "submit": 1}  # a minute of one person: see bench/locustfile.py
+
+
+def run_lean(
+    port: int, accounts: list[dict[str, Any]], photo: bytes, args: argparse.Namespace
+) -> tuple[list[Row], str]:
+    import asyncio
+    import random
+
+    from urllib3 import encode_multipart_formdata
+
+    from bench import loadgen
+
+    def submitted(status: int, headers: dict[str, str]) -> bool:
+        return status == 302 and "/edits/" in headers.get("location", "")
+
+    mix = [tag for tag in args.mix.split(",") if tag in WEIGHTS]
+    people = []
+    for account in accounts:
+        csrf = os.urandom(16).hex()  # Django accepts the unmasked 32-character secret as the form token
+        cookie = {"Cookie": f"sessionid={account['session']}; csrftoken={csrf}"}
+        body, content_type = encode_multipart_formdata({
+            "csrfmiddlewaretoken": csrf, "prompt": "a person wearing a red shirt", "clothing": "topwear",
+            "image": ("photo.jpg", photo, "image/jpeg"),
+        })
+        requests = {
+            "status": loadgen.Request("job status poll", "GET", f"/edits/{account['job']}/status/?phase=processing",
+                                      cookie, expect=lambda status, headers: status in (200, 204)),
+            "gallery": loadgen.Request("gallery", "GET", "/gallery/", cookie),
+            "submit": loadgen.Request("submit edit", "POST", "/edit/new/",
+                                      {**cookie, "Content-Type": content_type}, body, expect=submitted),
+        }
+        form = loadgen.Request("new edit form", "GET", "/edit/new/", cookie) if "submit" in mix else None
+
+        def choose(rng: random.Random, requests: dict[str, loadgen.Request] = requests) -> loadgen.Request:
+            return requests[rng.choices(mix, weights=[WEIGHTS[tag] for tag in mix])[0]]
+
+        people.append((choose, form))
+    stats = asyncio.run(loadgen.run("127.0.0.1", port, people, spawn_rate=args.spawn_rate, duration=args.duration))
+    rows: list[Row] = []
+    everything: list[float] = []
+    failed_total = 0
+    for name in ("job status poll", "gallery", "submit edit", "new edit form"):
+        values = stats.latencies_ms.get(name, [])
+        if not values:
+            continue
+        failed = len(stats.failures.get(name, []))
+        everything += values
+        failed_total += failed
+        rows.append((name, len(values), failed, len(values) / args.duration, loadgen.percentile(values, 0.5),
+                     loadgen.percentile(values, 0.95), loadgen.percentile(values, 0.99)))
+    if everything:
+        rows.append(("all", len(everything), failed_total, len(everything) / args.duration,
+                     loadgen.percentile(everything, 0.5), loadgen.percentile(everything, 0.95),
+                     loadgen.percentile(everything, 0.99)))
+    samples = {name: values[:3] for name, values in stats.failures.items()}
+    return rows, f"failures: {samples}" if samples else ""
+
+
+def run_locust(port: int, accounts: list[dict[str, Any]], photo: bytes, args: argparse.Namespace,
+               env: dict[str, str], folder: Path) -> tuple[list[Row], str]:
+    """The same mix with locust (bench/locustfile.py), for comparison: see bench/loadgen.py for its overhead."""
+    accounts_file = folder / "accounts.json"
+    accounts_file.write_text(json.dumps(accounts))
+    photo_file = folder / "photo.jpg"
+    photo_file.write_bytes(photo)
+    seconds = int(args.users / args.spawn_rate + args.duration)
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "bench/locustfile.py"), "--headless",
+         "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{seconds}s",
+         "--host", f"http://127.0.0.1:{port}", "--csv", str(folder / "load"),
+         "--only-summary", "--loglevel", "WARNING", "--reset-stats", "--tags", *args.mix.split(",")],
+        cwd=ROOT, env={**env, "LOAD_ACCOUNTS": str(accounts_file), "LOAD_PHOTO": str(photo_file)},
+        capture_output=True, text=True,
+    )
+    stats = folder / "load_stats.csv"
+    rows: list[Row] = []
+    for row in csv.DictReader(stats.open()) if stats.exists() else []:
+        rows.append(("all" if row["Name"] == "Aggregated" else row["Name"], int(row["Request Count"]),
+                     int(row["Failure Count"]), float(row["Requests/s"]), float(row["50%"]), float(row["95%"]),
+                     float(row["99%"])))
+    return rows, (result.stdout[-1500:] + result.stderr[-1500:]) if not rows or any(r[2] for r in rows) else ""
 
 if __name__ == "__main__":
     sys.exit(main())

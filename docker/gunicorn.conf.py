@@ -21,9 +21,12 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 60)
 graceful_timeout = 30
 keepalive = 5
-# Recycle workers now and then so a slow leak never takes the container down.
-max_requests = 2000
-max_requests_jitter = 200
+# Recycle workers now and then so a slow leak never takes the container down. Not often: every open job page
+# polls once a second, so 200 people are ~200 requests/s, and a fresh worker reconnects to the database and builds
+# an S3 client per thread (up to a second each). At 2,000 that happened every ~50 s per worker and showed as
+# seconds-long stalls in bench/bench_load.py; 100,000 is every ~40 min per worker at that rate.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS") or 100_000)
+max_requests_jitter = max_requests // 10
 # Import the app once in the master: faster forks, and a broken settings module fails the container at start.
 preload_app = True
 # /dev/shm is memory-backed in containers; the default temp dir may be a slow overlay filesystem.
