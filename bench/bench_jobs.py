@@ -61,6 +61,10 @@ def worker_env(fai: Any, delay: float, base: dict[str, str] | None = None) -> di
             "FAI_IGNORE_DOTENV": "1",
             "PYTHONPATH": str(ROOT),
             "LOG_LEVEL": "WARNING",
+            # As deployed (docs/deploy.md): DEBUG off (with it on, Django keeps every query of every task in
+            # memory and wraps each cursor), and persistent database connections instead of one per task.
+            "DJANGO_DEBUG": "false",
+            "DATABASE_CONN_MAX_AGE": "60",
         }
     )
     return env
