@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from editor.models import CreditEntry, EditJob
+from editor.selectors.gallery import parse_uuid
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -80,8 +81,6 @@ RUNNING_PHASES = ("queued", "processing", "saving")
 def edit_job_phase_for_owner(*, user: AbstractBaseUser, job_id: Any) -> str | None:
     """The job's phase from one narrow query (no photo, no ledger), or None when the viewer does not own it.
     The live panel's poll asks this every second; it renders the panel only when the phase changed."""
-    from editor.selectors.gallery import parse_uuid
-
     parsed = parse_uuid(job_id)
     if parsed is None:
         return None

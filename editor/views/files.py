@@ -13,9 +13,10 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from editor.models import EditJob, Photo
-from editor.selectors.gallery import edit_job_for_owner, job_download_filename, job_download_url, photo_for_owner
+from editor.models import Photo
+from editor.selectors.gallery import job_download_filename, job_download_url, photo_for_owner
 from editor.types import AuthedRequest
+from editor.views.jobs import owned_job_or_404
 
 
 def _serve(field_file: FieldFile, *, download_name: str = "") -> HttpResponseBase:
@@ -47,13 +48,6 @@ def _owned_photo(request: AuthedRequest, pk: Any) -> Photo:
     return photo
 
 
-def _owned_job(request: AuthedRequest, pk: Any) -> EditJob:
-    job = edit_job_for_owner(user=request.user, job_id=pk)
-    if job is None:
-        raise Http404("No such edit")
-    return job
-
-
 @login_required
 @require_GET
 def photo_image(request: AuthedRequest, pk: Any) -> HttpResponseBase:
@@ -70,20 +64,20 @@ def photo_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
 @login_required
 @require_GET
 def job_result(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    return _serve(_owned_job(request, pk).result_image)
+    return _serve(owned_job_or_404(request, pk).result_image)
 
 
 @login_required
 @require_GET
 def job_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    job = _owned_job(request, pk)
+    job = owned_job_or_404(request, pk)
     return _serve(job.result_thumbnail or job.result_image or job.photo.thumbnail)
 
 
 @login_required
 @require_GET
 def job_download(request: AuthedRequest, pk: Any) -> HttpResponseBase:
-    job = _owned_job(request, pk)
+    job = owned_job_or_404(request, pk)
     if not job.result_image:
         raise Http404("No such result")
     if settings.USE_S3:

@@ -23,7 +23,8 @@ PHASE_LABELS = {
 }
 
 
-def _job_or_404(request: AuthedRequest, pk: Any) -> EditJob:
+def owned_job_or_404(request: AuthedRequest, pk: Any) -> EditJob:
+    """The viewer's own edit; someone else's looks exactly like a missing one (404)."""
     job = edit_job_for_owner(user=request.user, job_id=pk)
     if job is None:
         raise Http404("No such edit")
@@ -39,7 +40,7 @@ def _failure(job: EditJob) -> tuple[str, str]:
 
 
 def _panel_context(job: EditJob) -> dict[str, Any]:
-    from editor.selectors.jobs import edit_job_progress  # the jobs engineer's module
+    from editor.selectors.jobs import RUNNING_PHASES, edit_job_progress  # the jobs engineer's module
 
     progress = edit_job_progress(job=job)
     phase = progress["phase"]
@@ -51,7 +52,7 @@ def _panel_context(job: EditJob) -> dict[str, Any]:
         "phase": phase,
         "phase_label": PHASE_LABELS.get(phase, phase.title()),
         "percent": max(0, min(100, round(float(progress.get("fraction") or 0) * 100))),
-        "running": phase in ("queued", "processing", "saving"),
+        "running": phase in RUNNING_PHASES,
         "before_url": photo_image_url(photo=job.photo),
         "after_url": job_result_url(job=job) if job.result_image else "",
         "failure": _failure(job) if phase in ("failed", "expired") else ("", ""),
@@ -63,7 +64,7 @@ def _panel_context(job: EditJob) -> dict[str, Any]:
 @login_required
 @require_GET
 def job_detail(request: AuthedRequest, pk: Any) -> HttpResponse:
-    job = _job_or_404(request, pk)
+    job = owned_job_or_404(request, pk)
     return render(request, "editor/job_detail.html", _panel_context(job))
 
 
@@ -83,7 +84,7 @@ def job_status(request: AuthedRequest, pk: Any) -> HttpResponse:
     if phase == shown and phase in RUNNING_PHASES:
         response = HttpResponse(status=204)
     else:
-        job = _job_or_404(request, pk)
+        job = owned_job_or_404(request, pk)
         context = _panel_context(job)
         context["announce"] = shown != context["phase"]
         response = render(request, "editor/_job_panel.html", context)
@@ -96,7 +97,7 @@ def job_status(request: AuthedRequest, pk: Any) -> HttpResponse:
 def job_delete(request: AuthedRequest, pk: Any) -> HttpResponse:
     from editor.services.jobs import EditJobRefused, edit_job_delete  # the jobs engineer's module
 
-    job = _job_or_404(request, pk)
+    job = owned_job_or_404(request, pk)
     try:
         edit_job_delete(user=request.user, job=job)
     except EditJobRefused as exc:
