@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fashionsite.settings")
 
@@ -15,3 +17,14 @@ app.autodiscover_tasks()
 from fashionsite.heartbeat import WorkerHeartbeatStep  # noqa: E402
 
 app.steps["worker"].add(WorkerHeartbeatStep)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(**_: Any) -> None:
+    """Treat each task like a request: drop connections that are past CONN_MAX_AGE or broken, keep the rest.
+
+    With CONN_MAX_AGE 0 (the default) this closes them after every task, as Celery itself would."""
+    from django.db import close_old_connections
+
+    close_old_connections()

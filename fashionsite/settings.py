@@ -131,6 +131,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# A reused connection is checked before its first query in each request or task: a restarted database then
+# costs a reconnect, not an error. (No effect with CONN_MAX_AGE 0, where nothing is reused.)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file in `make run`: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -316,6 +319,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Celery's Django fixup closes every database connection after every task unless this is set, whatever
+# CONN_MAX_AGE says: a new PostgreSQL connection per poll. fashionsite/celery.py closes them the way Django does
+# after a request instead (honouring CONN_MAX_AGE and dropping broken ones); the fixup then only recycles them
+# every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 # An uploaded photo that no edit uses is deleted after this long (seconds).
 UNUSED_PHOTO_GRACE_SECONDS = env_positive_int("UNUSED_PHOTO_GRACE_SECONDS", 24 * 3600)
 CELERY_BEAT_SCHEDULE = {

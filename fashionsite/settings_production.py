@@ -35,6 +35,3 @@ X_FRAME_OPTIONS = "DENY"
 # A database that does not answer fails a request (and /health/ready/) in seconds instead of hanging a worker.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-# With persistent connections (DATABASE_CONN_MAX_AGE > 0), check a reused one before use: a restarted database
-# then costs a reconnect, not an error page.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

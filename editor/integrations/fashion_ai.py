@@ -234,6 +234,7 @@ class DownloadedImage:
     format: str  # Pillow's name: PNG, JPEG, WEBP, ...
     width: int
     height: int
+    image: Image.Image  # the pixels, already decoded: the caller makes its thumbnail from them, not a second decode
 
 
 def download_output(url: str) -> DownloadedImage:
@@ -268,8 +269,10 @@ def download_output(url: str) -> DownloadedImage:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # verify() checks structure; load() decodes every pixel
-            return DownloadedImage(data=data, format=str(image.format), width=image.width, height=image.height)
+        image = Image.open(io.BytesIO(data))
+        image.load()  # verify() checks structure; load() decodes every pixel (and closes the buffer)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DownloadError(f"The output is not a readable image: {exc}") from exc
+    return DownloadedImage(
+        data=data, format=str(image.format), width=image.width, height=image.height, image=image
+    )

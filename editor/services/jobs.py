@@ -453,7 +453,7 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
     data, extension = images.clean_result(downloaded.data, downloaded.format)
     try:
         result_name = _store_at(job_result_key(job, extension), data)
-        thumb_name = _store_at(job_thumbnail_key(job), images.make_thumbnail(data))
+        thumb_name = _store_at(job_thumbnail_key(job), images.make_thumbnail(downloaded.image))
     except Exception as exc:  # storage down: the provider still holds the result, try again after a backoff
         log.warning("job %s: could not store the result (%s); retrying", job.pk, type(exc).__name__)
         return _retry_finish(job, None, policy)

@@ -85,14 +85,21 @@ def test_s3_down_while_results_are_saved(celery_worker_factory: Any, funded_user
     assert_consistent(users)
 
 
-def test_postgres_unreachable_for_a_while(celery_worker_factory: Any, funded_user: Any, make_photo: Any) -> None:
+@pytest.mark.parametrize("conn_max_age", ["0", "60"])  # a connection per task, and kept ones as deployed
+def test_postgres_unreachable_for_a_while(
+    conn_max_age: str, celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
     db = connection.settings_dict
     proxy = TcpProxy(int(db["PORT"] or 5432)).start()
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     try:
         with run_fashionai(delay=1.5) as fai:
             worker = celery_worker_factory(
-                fashionai=fai, env={"DATABASE_URL": f"postgres://{auth}@127.0.0.1:{proxy.port}/{db['NAME']}"}
+                fashionai=fai,
+                env={
+                    "DATABASE_URL": f"postgres://{auth}@127.0.0.1:{proxy.port}/{db['NAME']}",
+                    "DATABASE_CONN_MAX_AGE": conn_max_age,
+                },
             )
             users = [funded_user(6)]
             photos = {u.pk: make_photo(u) for u in users}
