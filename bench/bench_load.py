@@ -143,9 +143,10 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--duration", type=int, default=60, help="seconds of load after the ramp-up")
     parser.add_argument("--spawn-rate", type=float, default=5, help="users joining per second (the warm-up)")
-    parser.add_argument("--workers", type=int, default=5,
-                        help="gunicorn processes (docker/gunicorn.conf.py: 2 x cores + 1)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process (gthread)")
+    parser.add_argument("--workers", type=int, default=9,
+                        help="gunicorn processes (docker/gunicorn.conf.py: 4 x cores + 1)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads per gunicorn process (gthread; docker/gunicorn.conf.py: 2)")
     parser.add_argument("--conn-max-age", type=int, default=60, help="DATABASE_CONN_MAX_AGE for gunicorn")
     parser.add_argument("--mix", default="status,gallery,submit",
                         help="which requests the users make, e.g. 'status' for polling alone")

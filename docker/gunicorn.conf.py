@@ -12,10 +12,13 @@ import os
 from fashionsite.logging import logging_config
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# Sync workers plus a few threads: requests are short (uploads are capped, edits run in Celery), so threads cover
-# slow clients without an async worker. 2 x cores + 1 processes is gunicorn's usual starting point.
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
-threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+# Processes plus two threads each: requests are short (uploads are capped, edits run in Celery), so threads cover
+# slow clients without an async worker. More processes with fewer threads than gunicorn's usual 2 x cores + 1
+# with 4 threads: a process's threads share one GIL, so a status poll waited behind an upload's Python code in a
+# sibling thread. Measured with bench/bench_load.py on 2 cores (docs/performance.md "Load"): 9 x 2 gave job-status
+# p95 17-20 ms under the full mix where 5 x 4 gave 26-55 ms, for the same number of database connections.
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 4 + 1)
+threads = int(os.environ.get("GUNICORN_THREADS") or 2)
 worker_class = "gthread"
 # Above the provider timeout and the largest upload on a slow link; the TLS proxy in front buffers requests.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 60)
@@ -42,3 +45,12 @@ logconfig_dict["loggers"].update({
     "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
 })
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
+def post_fork(server: object, worker: object) -> None:
+    # A worker's threads share one GIL. A thread waiting on PostgreSQL or Redis must win the GIL back after every
+    # reply, and with an upload's Python code running in a sibling thread that wait is up to the switch interval
+    # (5 ms by default) each time: a status poll makes about six such waits. 1 ms keeps polls quick beside uploads.
+    import sys
+
+    sys.setswitchinterval(float(os.environ.get("GUNICORN_SWITCH_INTERVAL_MS") or 1) / 1000)
