@@ -21,10 +21,12 @@ app.steps["worker"].add(WorkerHeartbeatStep)
 
 @task_prerun.connect
 @task_postrun.connect
-def close_old_database_connections(**_: Any) -> None:
+def close_old_database_connections(sender: Any = None, **_: Any) -> None:
     """Treat each task like a request: drop connections that are past CONN_MAX_AGE or broken, keep the rest.
 
     With CONN_MAX_AGE 0 (the default) this closes them after every task, as Celery itself would."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # ran inline in the caller's process and transaction: that connection is not the task's to close
     from django.db import close_old_connections
 
     close_old_connections()

@@ -58,3 +58,13 @@ def test_worker_database_connections_follow_conn_max_age(
     else:
         # Django's default: a fresh connection per task, none kept from the jobs' tasks.
         assert all(started > last_finish for started in opened), opened
+
+
+@pytest.mark.django_db(transaction=False)
+def test_an_eager_task_leaves_the_callers_connection_and_transaction_alone(make_user: Any) -> None:
+    from editor.tasks import sweep_edit_jobs
+
+    user = make_user()  # inside the test's transaction
+    sweep_edit_jobs.apply()  # runs inline (eager): the task signals fire in this process
+    assert connection.connection is not None and not connection.needs_rollback
+    assert type(user).objects.filter(pk=user.pk).exists()
