@@ -110,14 +110,14 @@ def gallery_page(
         per_page = GALLERY_PAGE_SIZE
     paginator = Paginator(gallery_queryset(user=user, filters=filters), per_page)
     page = paginator.get_page(page_number)
-    jobs = list(page.object_list)
-    names = {job.pk: _job_thumbnail_name(job) for job in jobs}
-    urls = media_urls(names.values()) if settings.USE_S3 else {}
-    for job in jobs:
-        name = names[job.pk]
-        if settings.USE_S3:
-            job.thumb_url = urls.get(name, "")  # type: ignore[attr-defined]
-        else:
+    jobs = list(page.object_list)  # evaluated once: the template iterates these same cached rows
+    if settings.USE_S3:
+        names = {job.pk: _job_thumbnail_name(job) for job in jobs}
+        urls = media_urls(names.values())  # one cache round trip for the whole page
+        for job in jobs:
+            job.thumb_url = urls.get(names[job.pk], "")  # type: ignore[attr-defined]
+    else:
+        for job in jobs:
             job.thumb_url = job_thumbnail_url(job=job)  # type: ignore[attr-defined]
     return page
 
