@@ -231,10 +231,7 @@ class DownloadError(Exception):
 @dataclass(frozen=True)
 class DownloadedImage:
     data: bytes
-    format: str  # Pillow's name: PNG, JPEG, WEBP, ...
-    width: int
-    height: int
-    image: Image.Image  # the pixels, already decoded: the caller makes its thumbnail from them, not a second decode
+    image: Image.Image  # decoded once here; `image.format` is Pillow's name for it (PNG, JPEG, WEBP, ...)
 
 
 def download_output(url: str) -> DownloadedImage:
@@ -270,9 +267,7 @@ def download_output(url: str) -> DownloadedImage:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()
         image = Image.open(io.BytesIO(data))
-        image.load()  # verify() checks structure; load() decodes every pixel (and closes the buffer)
+        image.load()  # verify() checks structure; load() decodes every pixel
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DownloadError(f"The output is not a readable image: {exc}") from exc
-    return DownloadedImage(
-        data=data, format=str(image.format), width=image.width, height=image.height, image=image
-    )
+    return DownloadedImage(data=data, image=image)

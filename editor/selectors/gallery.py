@@ -111,14 +111,12 @@ def gallery_page(
     paginator = Paginator(gallery_queryset(user=user, filters=filters), per_page)
     page = paginator.get_page(page_number)
     jobs = list(page.object_list)  # evaluated once: the template iterates these same cached rows
-    if settings.USE_S3:
-        names = {job.pk: _job_thumbnail_name(job) for job in jobs}
-        urls = media_urls(names.values())  # one cache round trip for the whole page
-        for job in jobs:
-            job.thumb_url = urls.get(names[job.pk], "")  # type: ignore[attr-defined]
-    else:
-        for job in jobs:
-            job.thumb_url = job_thumbnail_url(job=job)  # type: ignore[attr-defined]
+    files = {job.pk: _job_thumbnail_file(job) for job in jobs}
+    # With S3, one cache round trip for the whole page instead of one per tile.
+    urls = media_urls(name for name, _, _ in files.values()) if settings.USE_S3 else None
+    for job in jobs:
+        name, view_name, pk = files[job.pk]
+        job.thumb_url = _file_url(name, view_name=view_name, pk=pk, urls=urls)  # type: ignore[attr-defined]
     return page
 
 
@@ -154,7 +152,7 @@ def media_urls(names: Iterable[str]) -> dict[str, str]:
 
     Reuse keeps an image's URL the same across page loads, so browsers cache thumbnails instead of fetching them
     again under a new signature, and a gallery page reads 24 URLs in one cache round trip instead of signing
-    24 (most of its CPU, docs/performance.md "Load"). Every URL handed out is still valid for at least
+    24 (about a third of its CPU, docs/performance.md "Load"). Every URL handed out is still valid for at least
     MEDIA_URL_EXPIRE_SECONDS / 2. A cache that is down only costs the signing."""
     wanted = {name: "media-url:" + hashlib.sha256(name.encode()).hexdigest() for name in names if name}
     try:
@@ -178,37 +176,30 @@ def media_urls(names: Iterable[str]) -> dict[str, str]:
     return urls
 
 
-def _file_url(name: str | None, *, view_name: str, pk: Any) -> str:
+def _file_url(name: str | None, *, view_name: str, pk: Any, urls: dict[str, str] | None = None) -> str:
+    """The URL a page shows for a stored file; `urls` holds presigned URLs already fetched for a whole page."""
     if not name:
         return ""
     if settings.USE_S3:
-        return media_urls([name]).get(name, "")
+        return (urls if urls is not None else media_urls([name])).get(name, "")
     return reverse(view_name, kwargs={"pk": pk})
 
 
-def _job_thumbnail_name(job: EditJob) -> str:
+def _job_thumbnail_file(job: EditJob) -> tuple[str, str, Any]:
+    """(storage name, local file view, its pk) of the picture standing for a job: the result's thumbnail when
+    there is one, else the input photo's (failed or running edits)."""
     if job.result_thumbnail:
-        return str(job.result_thumbnail.name)
-    return str(job.photo.thumbnail.name or job.photo.image.name)
+        return str(job.result_thumbnail.name), "editor:job_thumb", job.pk
+    photo = job.photo
+    return str(photo.thumbnail.name or photo.image.name), "editor:photo_thumb", photo.pk
 
 
 def photo_image_url(*, photo: Photo) -> str:
     return _file_url(photo.image.name, view_name="editor:photo_image", pk=photo.pk)
 
 
-def photo_thumbnail_url(*, photo: Photo) -> str:
-    return _file_url(photo.thumbnail.name or photo.image.name, view_name="editor:photo_thumb", pk=photo.pk)
-
-
 def job_result_url(*, job: EditJob) -> str:
     return _file_url(job.result_image.name, view_name="editor:job_result", pk=job.pk)
-
-
-def job_thumbnail_url(*, job: EditJob) -> str:
-    """The result's thumbnail when there is one, else the input photo's (failed or running edits)."""
-    if job.result_thumbnail:
-        return _file_url(job.result_thumbnail.name, view_name="editor:job_thumb", pk=job.pk)
-    return photo_thumbnail_url(photo=job.photo)
 
 
 def job_download_filename(*, job: EditJob) -> str:

@@ -1,0 +1,48 @@
+"""The result helpers work on the image the download check decoded once (editor/images.py)."""
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from editor import images
+
+
+def decoded(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def test_png_and_jpeg_results_are_kept_byte_for_byte() -> None:
+    picture = Image.new("RGB", (40, 30), (200, 10, 10))
+    for fmt, extension in (("PNG", ".png"), ("JPEG", ".jpg")):
+        data = encoded(picture, fmt)
+        assert images.clean_result(data, decoded(data)) == (data, extension)
+
+
+def test_other_formats_become_png_with_their_pixels_and_alpha() -> None:
+    picture = Image.new("RGBA", (40, 30), (10, 20, 30, 128))
+    data = encoded(picture, "WEBP", lossless=True)
+    cleaned, extension = images.clean_result(data, decoded(data))
+    assert extension == ".png"
+    result = decoded(cleaned)
+    assert result.format == "PNG" and result.mode == "RGBA"
+    assert result.getpixel((5, 5)) == (10, 20, 30, 128)
+
+
+def test_thumbnail_is_a_small_upright_webp_without_metadata() -> None:
+    picture = Image.new("RGB", (600, 300), (0, 128, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees on display
+    data = encoded(picture, "JPEG", exif=exif.tobytes())
+    thumbnail = decoded(images.make_thumbnail(decoded(data)))
+    assert thumbnail.format == "WEBP" and thumbnail.mode == "RGB"
+    assert thumbnail.size == (128, 256)  # turned upright, then fitted in 256 x 256
+    assert not thumbnail.getexif()
