@@ -18,53 +18,14 @@ from boto3.s3.transfer import TransferConfig
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from fashionsite.env import env_bool, env_choice, env_float, env_int, require
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A git-ignored .env (made by `make run`) may hold local values; real environment variables win.
 if (BASE_DIR / ".env").is_file() and not os.environ.get("FAI_IGNORE_DOTENV"):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """A strict boolean: anything but true/false/yes/no/on/off/1/0 is a configuration error."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():  # unset or left empty (as in .env.example): the default
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:  # unset or left empty (as in .env.example): the default
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-
-
-def env_fraction(name: str, default: float) -> float:
-    value = env.float(name, default=default)
-    if not 0 <= value <= 1:
-        raise ImproperlyConfigured(f"{name} must be between 0 and 1, got {value!r}")
-    return value
-
-
-def env_positive_int(name: str, default: int, *, allow_zero: bool = False) -> int:
-    value = env.int(name, default=default)
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 # --- Core -----------------------------------------------------------------------------------
@@ -130,7 +91,7 @@ TEMPLATES = [
 # --- Database: SQLite by default, PostgreSQL (production's database) via DATABASE_URL ---------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, min=0, unit="seconds")
 # A reused connection is checked before its first query in each request or task: a restarted database then
 # costs a reconnect, not an error. (No effect with CONN_MAX_AGE 0, where nothing is reused.)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -165,7 +126,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
-ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", "mandatory", ("mandatory", "optional", "none"))
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
@@ -200,10 +161,13 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
-# How long a presigned URL handed to a browser stays valid (seconds).
-MEDIA_URL_EXPIRE_SECONDS = env_positive_int("MEDIA_URL_EXPIRE_SECONDS", 600)
+# How long a presigned URL handed to a browser stays valid (seconds; S3 signs for at most 7 days).
+S3_PRESIGN_MAX_SECONDS = 7 * 24 * 3600
+MEDIA_URL_EXPIRE_SECONDS = env_int("MEDIA_URL_EXPIRE_SECONDS", 600, min=1, max=S3_PRESIGN_MAX_SECONDS, unit="seconds")
 # The provider fetches the input image from a presigned URL; it must outlive a slow queue (> 1 h).
-PROVIDER_INPUT_URL_EXPIRE_SECONDS = env_positive_int("PROVIDER_INPUT_URL_EXPIRE_SECONDS", 7200)
+PROVIDER_INPUT_URL_EXPIRE_SECONDS = env_int(
+    "PROVIDER_INPUT_URL_EXPIRE_SECONDS", 7200, min=1, max=S3_PRESIGN_MAX_SECONDS, unit="seconds"
+)
 
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -238,24 +202,27 @@ if USE_S3:
     }
 
 # Upload limits (bytes and pixels) for photos.
-UPLOAD_MAX_BYTES = env_positive_int("UPLOAD_MAX_BYTES", 15 * 1024 * 1024)
-UPLOAD_MAX_PIXELS = env_positive_int("UPLOAD_MAX_PIXELS", 40_000_000)
-UPLOAD_MIN_SIDE = env_positive_int("UPLOAD_MIN_SIDE", 128)
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 15 * 1024 * 1024, min=1, unit="bytes")
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000, min=1, unit="pixels")
+UPLOAD_MIN_SIDE = env_int("UPLOAD_MIN_SIDE", 128, min=1, unit="pixels")
+require(UPLOAD_MIN_SIDE**2 <= UPLOAD_MAX_PIXELS,
+        f"UPLOAD_MIN_SIDE ({UPLOAD_MIN_SIDE}) squared must not exceed UPLOAD_MAX_PIXELS ({UPLOAD_MAX_PIXELS}): "
+        "no photo could be accepted")
 # With S3, files at least this big go from the browser straight to the bucket (presigned POST).
-DIRECT_UPLOAD_MIN_BYTES = env_positive_int("DIRECT_UPLOAD_MIN_BYTES", 2 * 1024 * 1024, allow_zero=True)
+DIRECT_UPLOAD_MIN_BYTES = env_int("DIRECT_UPLOAD_MIN_BYTES", 2 * 1024 * 1024, min=0, unit="bytes")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- Product: credits and jobs --------------------------------------------------------------------
-STARTER_CREDITS = env_positive_int("STARTER_CREDITS", 10, allow_zero=True)
-EDIT_COST_CREDITS = env_positive_int("EDIT_COST_CREDITS", 1)
-MAX_JOBS_IN_FLIGHT_PER_USER = env_positive_int("MAX_JOBS_IN_FLIGHT_PER_USER", 5)
+STARTER_CREDITS = env_int("STARTER_CREDITS", 10, min=0, unit="credits")
+EDIT_COST_CREDITS = env_int("EDIT_COST_CREDITS", 1, min=1, unit="credits")
+MAX_JOBS_IN_FLIGHT_PER_USER = env_int("MAX_JOBS_IN_FLIGHT_PER_USER", 5, min=1)
 
 # --- Operators' dashboard ----------------------------------------------------------------------------
 # Warn when the oldest job in flight has waited longer than this (workers down or overloaded).
-DASHBOARD_BACKLOG_ALERT_SECONDS = env_positive_int("DASHBOARD_BACKLOG_ALERT_SECONDS", 600)
+DASHBOARD_BACKLOG_ALERT_SECONDS = env_int("DASHBOARD_BACKLOG_ALERT_SECONDS", 600, min=1, unit="seconds")
 # Warn about submitted jobs this close to the provider's retention deadline (their results may be lost).
-DASHBOARD_RETENTION_WARNING_SECONDS = env_positive_int("DASHBOARD_RETENTION_WARNING_SECONDS", 600)
+DASHBOARD_RETENTION_WARNING_SECONDS = env_int("DASHBOARD_RETENTION_WARNING_SECONDS", 600, min=1, unit="seconds")
 
 # --- The Fashion AI provider (Segmind's protocol) ---------------------------------------------------
 SEGMIND_API_KEY = env.str("SEGMIND_API_KEY", default="")
@@ -268,33 +235,39 @@ if not FASHION_AI_BASE_URL.endswith("/v1"):
     raise ImproperlyConfigured("FASHION_AI_BASE_URL must end in /v1 (the segmind SDK derives /v2 from it)")
 FASHION_AI_API_KEY = env.str("FASHION_AI_API_KEY", default="") or SEGMIND_API_KEY
 FASHION_AI_MODEL = env.str("FASHION_AI_MODEL", default="fashion-ai")
-FASHION_AI_TIMEOUT_SECONDS = env.float("FASHION_AI_TIMEOUT_SECONDS", default=30.0)
+FASHION_AI_TIMEOUT_SECONDS = env_float("FASHION_AI_TIMEOUT_SECONDS", 30.0, positive=True, unit="seconds")
 # The provider forgets results after this long; the sweeper expires jobs that can no longer be saved.
-FASHION_AI_RETENTION_SECONDS = env_positive_int("FASHION_AI_RETENTION_SECONDS", 3600)
+FASHION_AI_RETENTION_SECONDS = env_int("FASHION_AI_RETENTION_SECONDS", 3600, min=1, unit="seconds")
 # Give up on a job that has not finished after this long.
-FASHION_AI_JOB_DEADLINE_SECONDS = env_positive_int("FASHION_AI_JOB_DEADLINE_SECONDS", 1800)
+FASHION_AI_JOB_DEADLINE_SECONDS = env_int("FASHION_AI_JOB_DEADLINE_SECONDS", 1800, min=1, unit="seconds")
 # Expected provider time before any history exists: Segmind's cloud measured ~64 s a job, the self-hosted
 # engine well under a second plus its queue. Recent jobs' times replace this as soon as there are some.
 FASHION_AI_EXPECTED_SECONDS = env_float(
-    "FASHION_AI_EXPECTED_SECONDS", 64.0 if "segmind.com" in FASHION_AI_BASE_URL else 4.0
+    "FASHION_AI_EXPECTED_SECONDS", 64.0 if "segmind.com" in FASHION_AI_BASE_URL else 4.0, min=0, unit="seconds"
 )
-FASHION_AI_RESULT_MAX_BYTES = env_positive_int("FASHION_AI_RESULT_MAX_BYTES", 20 * 1024 * 1024)
+FASHION_AI_RESULT_MAX_BYTES = env_int("FASHION_AI_RESULT_MAX_BYTES", 20 * 1024 * 1024, min=1, unit="bytes")
 # Send the input as a data URI instead of a presigned URL (for providers that cannot reach storage).
 FASHION_AI_SEND_DATA_URI = env_bool("FASHION_AI_SEND_DATA_URI", not USE_S3)
 
 # --- Edit job polling (editor/polling.py). Every timing is a setting so tests can run them fast.
 # Densest poll interval, used near a job's expected finish: how late we may see COMPLETED.
-POLL_MIN_INTERVAL_SECONDS = env.float("POLL_MIN_INTERVAL_SECONDS", default=1.0)
+POLL_MIN_INTERVAL_SECONDS = env_float("POLL_MIN_INTERVAL_SECONDS", 1.0, positive=True, unit="seconds")
 # Longest single countdown; far below the broker's visibility timeout so no message is redelivered twice.
-POLL_MAX_INTERVAL_SECONDS = env.float("POLL_MAX_INTERVAL_SECONDS", default=30.0)
+POLL_MAX_INTERVAL_SECONDS = env_float("POLL_MAX_INTERVAL_SECONDS", 30.0, positive=True, unit="seconds")
 # While young, wait this fraction of the time left until the expected finish (sparse early, dense late).
-POLL_APPROACH_FRACTION = env_fraction("POLL_APPROACH_FRACTION", 0.5)
+POLL_APPROACH_FRACTION = env_float("POLL_APPROACH_FRACTION", 0.5, positive=True, max=1)
 # Longest wait after 429/5xx/network errors (Retry-After may ask for less, never for more than this).
-POLL_BACKOFF_MAX_SECONDS = env.float("POLL_BACKOFF_MAX_SECONDS", default=60.0)
+POLL_BACKOFF_MAX_SECONDS = env_float("POLL_BACKOFF_MAX_SECONDS", 60.0, positive=True, unit="seconds")
 # How long a task owns a job it works on; after that the sweeper may hand the job to another worker.
-JOB_TASK_LEASE_SECONDS = env.float("JOB_TASK_LEASE_SECONDS", default=150.0)
+JOB_TASK_LEASE_SECONDS = env_float("JOB_TASK_LEASE_SECONDS", 150.0, positive=True, unit="seconds")
 # A scheduled poll this late means its message was lost (killed worker, Redis restart): the sweeper re-enqueues it.
-SWEEP_OVERDUE_GRACE_SECONDS = env.float("SWEEP_OVERDUE_GRACE_SECONDS", default=30.0)
+SWEEP_OVERDUE_GRACE_SECONDS = env_float("SWEEP_OVERDUE_GRACE_SECONDS", 30.0, min=0, unit="seconds")
+require(POLL_MIN_INTERVAL_SECONDS <= POLL_MAX_INTERVAL_SECONDS,
+        f"POLL_MIN_INTERVAL_SECONDS ({POLL_MIN_INTERVAL_SECONDS:g}) must not exceed "
+        f"POLL_MAX_INTERVAL_SECONDS ({POLL_MAX_INTERVAL_SECONDS:g})")
+require(POLL_MIN_INTERVAL_SECONDS <= POLL_BACKOFF_MAX_SECONDS,
+        f"POLL_MIN_INTERVAL_SECONDS ({POLL_MIN_INTERVAL_SECONDS:g}) must not exceed "
+        f"POLL_BACKOFF_MAX_SECONDS ({POLL_BACKOFF_MAX_SECONDS:g})")
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -313,11 +286,24 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: polls are short and many, a greedy worker would hoard them.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Countdowns are short (< 2 min), far below the visibility timeout, so no duplicate redelivery.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_positive_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, min=1, unit="seconds")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A poll or submit is one HTTP call; anything this slow is stuck.
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_TASK_TIME_LIMIT = 120
+# A countdown or a running task that outlasts the visibility timeout is delivered twice; a provider call that
+# outlasts the soft time limit is cut off.
+for _name, _seconds in (("POLL_MAX_INTERVAL_SECONDS", POLL_MAX_INTERVAL_SECONDS),
+                        ("POLL_BACKOFF_MAX_SECONDS", POLL_BACKOFF_MAX_SECONDS)):
+    require(_seconds < CELERY_VISIBILITY_TIMEOUT,
+            f"{_name} ({_seconds:g}) must be below CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT})")
+require(CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT,
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}) must exceed the task time limit "
+        f"({CELERY_TASK_TIME_LIMIT} s)")
+require(FASHION_AI_TIMEOUT_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT,
+        f"FASHION_AI_TIMEOUT_SECONDS ({FASHION_AI_TIMEOUT_SECONDS:g}) must be below the task soft time limit "
+        f"({CELERY_TASK_SOFT_TIME_LIMIT} s)")
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Celery's Django fixup closes every database connection after every task unless this is set, whatever
 # CONN_MAX_AGE says: a new PostgreSQL connection per poll. fashionsite/celery.py closes them the way Django does
@@ -325,11 +311,11 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 # every this many tasks.
 CELERY_DB_REUSE_MAX = 1000
 # An uploaded photo that no edit uses is deleted after this long (seconds).
-UNUSED_PHOTO_GRACE_SECONDS = env_positive_int("UNUSED_PHOTO_GRACE_SECONDS", 24 * 3600)
+UNUSED_PHOTO_GRACE_SECONDS = env_int("UNUSED_PHOTO_GRACE_SECONDS", 24 * 3600, min=1, unit="seconds")
 CELERY_BEAT_SCHEDULE = {
     "sweep-edit-jobs": {
         "task": "editor.tasks.sweep_edit_jobs",
-        "schedule": timedelta(seconds=env_positive_int("SWEEP_INTERVAL_SECONDS", 30)),
+        "schedule": timedelta(seconds=env_int("SWEEP_INTERVAL_SECONDS", 30, min=1, unit="seconds")),
     },
     # Photos uploaded but never used by an edit (abandoned pages) are deleted after a grace period.
     "delete-unused-photos": {
@@ -339,19 +325,17 @@ CELERY_BEAT_SCHEDULE = {
     # Keeps the dashboard's daily rollup for today and yesterday current (idempotent rebuild).
     "refresh-usage-rollup": {
         "task": "editor.dashboard.tasks.refresh_usage_rollup",
-        "schedule": timedelta(seconds=env_positive_int("USAGE_ROLLUP_INTERVAL_SECONDS", 300)),
+        "schedule": timedelta(seconds=env_int("USAGE_ROLLUP_INTERVAL_SECONDS", 300, min=1, unit="seconds")),
     },
 }
 # Tests run tasks eagerly only where they say so.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Logging -------------------------------------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 # JSON lines for log collectors in production, readable lines while developing. Both redact secrets
 # (API keys, passwords, presigned-URL signatures, secret settings' values): fashionsite/logging.py.
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json") or ("plain" if DEBUG else "json")
-if LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -369,7 +353,7 @@ LOGGING = {
 # Celery would replace the root handler with its own unredacted, non-JSON one.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Workers record a heartbeat in Redis this often (fashionsite/heartbeat.py, shown on the dashboard).
-WORKER_HEARTBEAT_SECONDS = env_positive_int("WORKER_HEARTBEAT_SECONDS", 10)
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10, min=1, unit="seconds")
 
 # --- Sentry: only when a DSN is given; no personal data, keys redacted before sending ------------------
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
@@ -380,7 +364,7 @@ if SENTRY_DSN:
         dsn=SENTRY_DSN,
         environment=env.str("SENTRY_ENVIRONMENT", default="production") or "production",
         release=env.str("SENTRY_RELEASE", default="") or None,
-        traces_sample_rate=env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, min=0, max=1),
     )
 
 # --- Content Security Policy (django-csp): our own origin only, no inline scripts or styles ----------

@@ -6,8 +6,9 @@ import os
 # Production never runs in debug, whatever the environment says.
 os.environ["DJANGO_DEBUG"] = "False"
 
+from .env import env_bool, env_int  # noqa: E402
 from .settings import *  # noqa: E402,F403
-from .settings import DATABASES, env, env_bool  # noqa: E402
+from .settings import DATABASES, env  # noqa: E402
 
 DEBUG = False
 # No fallback here: a missing key is a start-up error, not a silently insecure site.
@@ -19,10 +20,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Every request arrives from the proxy's address: the login rate limit must count per client (the last
 # X-Forwarded-For entry, the one the proxy appended), or one attacker locks every user out.
-ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=1)
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("ALLAUTH_TRUSTED_PROXY_COUNT", 1, min=0, max=10)
 # Health checks come from inside the network over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, min=0, unit="seconds")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
