@@ -78,7 +78,7 @@ def run_ours(
 
     from editor.models import EditJob, Photo
     from editor.services.credits import credits_grant
-    from editor.services.jobs import edit_job_submit
+    from editor.services.edit_commands import edit_job_submit
 
     user = get_user_model().objects.create_user(username=f"bench-{time.time_ns()}", password="x")
     credits_grant(user=user, amount=jobs, reason="bench")

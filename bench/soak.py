@@ -111,7 +111,7 @@ class Soak:
 
         from editor.models import EditJob, Photo
         from editor.services.credits import credits_grant
-        from editor.services.jobs import edit_job_submit
+        from editor.services.edit_commands import edit_job_submit
         from tests.faults.consistency import consistency_report
 
         call_command("migrate", verbosity=0)

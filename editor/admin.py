@@ -29,6 +29,7 @@ from editor.dashboard.selectors import job_timeline
 from editor.dashboard.services import operator_alert_resolve
 from editor.models import CreditEntry, EditJob, OperatorAlert, Photo, ProviderError
 from editor.services.credits import CreditsError, credits_adjust, credits_grant, credits_refund_for_job
+from editor.services.edit_commands import EditJobRefused, edit_job_retry
 
 User = get_user_model()
 CsvColumns = list[tuple[str, Callable[[Any], Any]]]
@@ -355,8 +356,6 @@ class EditJobAdmin(admin.ModelAdmin):
     @admin.action(description="Retry the selected failed/expired jobs (as new jobs, charged normally)",
                   permissions=["change"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[EditJob]) -> None:
-        from editor.services.jobs import EditJobRefused, edit_job_retry
-
         for job in queryset.select_related("owner", "photo"):
             try:
                 new_job = edit_job_retry(job=job, staff_user=_staff(request))

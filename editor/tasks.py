@@ -1,4 +1,4 @@
-"""Celery tasks for edit jobs. Thin: each runs one service step and enqueues what the step says comes next.
+"""Celery tasks. Thin: each runs one worker step and enqueues what the step says comes next.
 
 Arguments are strings only (JSON serializer; the SDK's AsyncJob does not pickle). Tasks never sleep: waiting is a
 countdown on the next message, so two worker processes can keep hundreds of jobs in flight.
@@ -7,9 +7,11 @@ countdown on the next message, so two worker processes can keep hundreds of jobs
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
-from editor.services import jobs as job_services
-from editor.services.jobs import NextStep
+from editor.services import job_steps
+from editor.services.job_steps import NextStep
+from editor.services.photos import photos_delete_unused
 
 
 def dispatch_step(job_id: str, step: NextStep) -> None:
@@ -21,27 +23,22 @@ def dispatch_step(job_id: str, step: NextStep) -> None:
 
 @shared_task(name="editor.tasks.submit_edit_job", ignore_result=True)
 def submit_edit_job(job_id: str) -> None:
-    dispatch_step(job_id, job_services.edit_job_run_submit(job_id=job_id))
+    dispatch_step(job_id, job_steps.edit_job_run_submit(job_id=job_id))
 
 
 @shared_task(name="editor.tasks.poll_edit_job", ignore_result=True)
 def poll_edit_job(job_id: str) -> None:
-    step = job_services.edit_job_run_poll(job_id=job_id)
-    if step.task == "finish" and step.countdown <= 0:
-        # Seen COMPLETED: save the result in this same task. A new message would queue behind every poll
-        # and submit already waiting, and the provider keeps the result only for a limited time.
-        step = job_services.edit_job_run_finish(job_id=job_id)
-    dispatch_step(job_id, step)
+    dispatch_step(job_id, job_steps.edit_job_run_poll(job_id=job_id))
 
 
 @shared_task(name="editor.tasks.finish_edit_job", ignore_result=True)
 def finish_edit_job(job_id: str) -> None:
-    dispatch_step(job_id, job_services.edit_job_run_finish(job_id=job_id))
+    dispatch_step(job_id, job_steps.edit_job_run_finish(job_id=job_id))
 
 
 @shared_task(name="editor.tasks.sweep_edit_jobs", ignore_result=True)
 def sweep_edit_jobs() -> int:
-    steps = job_services.edit_jobs_sweep()
+    steps = job_steps.edit_jobs_sweep()
     for job_id, step in steps:
         dispatch_step(job_id, step)
     return len(steps)
@@ -49,8 +46,4 @@ def sweep_edit_jobs() -> int:
 
 @shared_task(name="editor.tasks.delete_unused_photos", ignore_result=True)
 def delete_unused_photos() -> int:
-    from django.conf import settings
-
-    from editor.services.photos import photos_delete_unused
-
     return photos_delete_unused(older_than_seconds=settings.UNUSED_PHOTO_GRACE_SECONDS)

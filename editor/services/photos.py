@@ -20,12 +20,14 @@ import struct
 import uuid
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from editor.models import EditJob, Photo
@@ -258,10 +260,6 @@ def photo_delete(*, photo: Photo) -> None:
 def photos_delete_unused(*, older_than_seconds: int) -> int:
     """Delete photos that no edit uses and that are older than the grace period (an abandoned direct upload,
     a page closed before submitting), with their files. Returns how many went."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     unused = Photo.objects.filter(created_at__lt=cutoff, edit_jobs__isnull=True).order_by("created_at")
     deleted = 0
@@ -327,38 +325,3 @@ def photo_direct_upload_finish(
     finally:
         # The raw bytes still carry the original metadata: never keep them, accepted or not.
         default_storage.delete(key)
-
-
-# --- Starting an edit from the website ------------------------------------------------------------
-
-def edit_start(
-    *,
-    user: AbstractBaseUser,
-    prompt: str,
-    clothing: str,
-    uploaded_file: Any = None,
-    crop: CropSquare | None = None,
-    photo: Photo | None = None,
-    source_job: EditJob | None = None,
-) -> EditJob:
-    """Make (or reuse) the input photo and submit the edit. Raises PhotoRejected or EditJobRefused;
-    a photo made here is deleted again when the submit is refused, so a refusal stores nothing."""
-    from editor.services.jobs import edit_job_submit  # the jobs engineer's module
-
-    created = False
-    if photo is None:
-        if source_job is not None:
-            photo = photo_create_from_job_result(user=user, job=source_job)
-        elif uploaded_file is not None:
-            photo = photo_create_from_upload(user=user, uploaded_file=uploaded_file, crop=crop)
-        else:
-            raise PhotoRejected("Please choose a photo.")
-        created = True
-    elif photo.owner_id != user.pk:
-        raise PhotoRejected("That photo was not found.")
-    try:
-        return edit_job_submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job)
-    except Exception:
-        if created:
-            photo_delete(photo=photo)
-        raise

@@ -13,20 +13,14 @@ from editor.forms import PROMPT_EXAMPLES, EditForm, crop_from
 from editor.models import Clothing
 from editor.selectors.credits import credits_balance
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
+from editor.services.edit_commands import EditJobRefused, edit_start
 from editor.services.photos import (
     PhotoRejected,
     direct_upload_enabled,
-    edit_start,
     photo_direct_upload_finish,
     photo_direct_upload_start,
 )
 from editor.types import AuthedRequest
-
-
-def _edit_job_refused() -> type[Exception]:
-    from editor.services.jobs import EditJobRefused  # the jobs engineer's module
-
-    return EditJobRefused
 
 
 @login_required
@@ -36,7 +30,6 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST":
         form = EditForm(request.POST, request.FILES, user=user)
         if form.is_valid():
-            refused = _edit_job_refused()
             try:
                 job = edit_start(
                     user=user,
@@ -49,7 +42,7 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
                 )
             except PhotoRejected as exc:
                 form.add_error("image", str(exc))
-            except refused as exc:
+            except EditJobRefused as exc:
                 form.add_error(None, str(exc))
             else:
                 return redirect("editor:job_detail", pk=job.pk)

@@ -11,6 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from editor.models import Clothing, EditJob
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
+from editor.selectors.jobs import RUNNING_PHASES, edit_job_phase_for_owner, edit_job_progress
+from editor.services.edit_commands import EditJobRefused, edit_job_delete
 from editor.types import AuthedRequest
 
 PHASE_LABELS = {
@@ -40,8 +42,6 @@ def _failure(job: EditJob) -> tuple[str, str]:
 
 
 def _panel_context(job: EditJob) -> dict[str, Any]:
-    from editor.selectors.jobs import RUNNING_PHASES, edit_job_progress  # the jobs engineer's module
-
     progress = edit_job_progress(job=job)
     phase = progress["phase"]
     # edit_job_progress already checked the ledger for the one refund a failed job gets.
@@ -75,8 +75,6 @@ def job_status(request: AuthedRequest, pk: Any) -> HttpResponse:
     204 (htmx keeps the panel; job.js ticks the clock and the bar), so a poll costs one narrow query instead of
     the panel's queries, a presigned URL and a render. When the phase changed it sends the panel and updates the
     screen-reader announcer."""
-    from editor.selectors.jobs import RUNNING_PHASES, edit_job_phase_for_owner
-
     shown = request.GET.get("phase")
     phase = edit_job_phase_for_owner(user=request.user, job_id=pk)
     if phase is None:
@@ -95,8 +93,6 @@ def job_status(request: AuthedRequest, pk: Any) -> HttpResponse:
 @login_required
 @require_POST
 def job_delete(request: AuthedRequest, pk: Any) -> HttpResponse:
-    from editor.services.jobs import EditJobRefused, edit_job_delete  # the jobs engineer's module
-
     job = owned_job_or_404(request, pk)
     try:
         edit_job_delete(user=request.user, job=job)

@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 
 from editor.models import EditJob, ProviderError
-from editor.services.jobs import edit_job_submit
+from editor.services.edit_commands import edit_job_submit
 from tests.faults.conftest import assert_consistent, producer_broker, states, wait_final, wait_until
 from tests.faults.netfaults import TcpProxy
 from tests.support.fashionai_server import run_fashionai

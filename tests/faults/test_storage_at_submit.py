@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from editor.models import EditJob
-from editor.services.jobs import edit_job_submit
+from editor.services.edit_commands import edit_job_submit
 from tests.faults.conftest import assert_consistent, wait_final
 from tests.faults.netfaults import TcpProxy
 from tests.support.fashionai_server import run_fashionai

@@ -13,7 +13,7 @@ from PIL import Image
 
 from editor.models import CreditEntry, EditJob, ProviderError
 from editor.services.credits import credits_ledger_sum
-from editor.services.jobs import edit_job_submit
+from editor.services.edit_commands import edit_job_submit
 from tests.jobs.conftest import wait_for_jobs
 from tests.support.fashionai_server import run_fashionai
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from editor.models import EditJob
-from editor.services.jobs import edit_job_submit
+from editor.services.edit_commands import edit_job_submit
 from tests.jobs.conftest import wait_for_jobs
 from tests.support.fixtures import subprocess_database_url
 

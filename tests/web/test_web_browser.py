@@ -231,7 +231,7 @@ def test_running_job_page_ticks_between_polls_and_swaps_on_a_new_phase(
     from django.core.cache import cache
     from django.utils import timezone
 
-    from editor.selectors.jobs import EXPECTED_CACHE_KEY
+    from editor.provider_time import EXPECTED_CACHE_KEY
     from tests.web.helpers import make_job
 
     # Earlier tests' quick edits would make the learned provider time ~1 s and the bar start at its 95% cap.

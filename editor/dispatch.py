@@ -1,0 +1,21 @@
+"""Commands enqueue worker steps through here: the one module above the tasks that imports them.
+
+Kept apart so the commands import Celery tasks without the tasks (or the steps they run) ever importing a command.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from editor.services.job_steps import NextStep
+from editor.tasks import dispatch_step
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(task: Literal["submit", "poll", "finish"], job_id: str, countdown: float = 0.0) -> None:
+    try:
+        dispatch_step(job_id, NextStep(task, countdown))
+    except Exception:  # the broker is down: the job is due, so the sweeper enqueues it later
+        log.warning("could not enqueue %s for job %s; the sweeper will retry", task, job_id, exc_info=True)

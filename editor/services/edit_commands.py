@@ -1,0 +1,155 @@
+"""Commands on edits, called by views and the admin: start (and submit), retry, delete.
+
+The flow runs one way: view -> command -> (on commit) task -> step -> state writer. A command validates, writes
+through the state writer (editor/services/job_state.py) and the credits service in one transaction, and enqueues
+the first worker step on commit through editor/dispatch.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+
+from editor.dispatch import enqueue
+from editor.models import Clothing, CreditAccount, EditJob, Photo
+from editor.services.credits import InsufficientCredits, credits_charge_for_job
+from editor.services.job_files import delete_files
+from editor.services.job_state import edit_job_create, edit_job_remove_finished
+from editor.services.photos import (
+    CropSquare,
+    PhotoRejected,
+    photo_create_from_job_result,
+    photo_create_from_upload,
+    photo_delete,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+log = logging.getLogger(__name__)
+
+State = EditJob.State
+PROMPT_MIN, PROMPT_MAX = 3, 500
+
+
+class EditJobRefused(Exception):
+    """The edit cannot be started or changed; the message is fit to show to the person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def edit_start(
+    *,
+    user: AbstractBaseUser,
+    prompt: str,
+    clothing: str,
+    uploaded_file: Any = None,
+    crop: CropSquare | None = None,
+    photo: Photo | None = None,
+    source_job: EditJob | None = None,
+) -> EditJob:
+    """Make (or reuse) the input photo and submit the edit. Raises PhotoRejected or EditJobRefused;
+    a photo made here is deleted again when the submit is refused, so a refusal stores nothing."""
+    created = False
+    if photo is None:
+        if source_job is not None:
+            photo = photo_create_from_job_result(user=user, job=source_job)
+        elif uploaded_file is not None:
+            photo = photo_create_from_upload(user=user, uploaded_file=uploaded_file, crop=crop)
+        else:
+            raise PhotoRejected("Please choose a photo.")
+        created = True
+    elif photo.owner_id != user.pk:
+        raise PhotoRejected("That photo was not found.")
+    try:
+        return edit_job_submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job)
+    except Exception:
+        if created:
+            photo_delete(photo=photo)
+        raise
+
+
+def edit_job_submit(
+    *,
+    user: AbstractBaseUser,
+    photo: Photo,
+    prompt: str,
+    clothing: str,
+    source_job: EditJob | None = None,
+) -> EditJob:
+    """Validate, reserve the credits and create the job in one transaction; the submit task is queued on commit.
+
+    Raises EditJobRefused (with a message for the person) for bad input, short credits or too many edits running.
+    """
+    prompt = " ".join((prompt or "").split())
+    if len(prompt) < PROMPT_MIN:
+        raise EditJobRefused(f"Describe the clothing in at least {PROMPT_MIN} characters.")
+    if len(prompt) > PROMPT_MAX:
+        raise EditJobRefused(f"Keep the description under {PROMPT_MAX} characters.")
+    if clothing not in Clothing.values:
+        raise EditJobRefused("Choose topwear or bottomwear.")
+    if photo.owner_id != user.pk:
+        raise EditJobRefused("That photo does not belong to you.")
+    if source_job is not None and source_job.owner_id != user.pk:
+        raise EditJobRefused("That edit does not belong to you.")
+    cost = settings.EDIT_COST_CREDITS
+    limit = settings.MAX_JOBS_IN_FLIGHT_PER_USER
+    with transaction.atomic():
+        # Lock the balance row first: it serialises this user's submits, so neither the in-flight count below nor
+        # the balance can be read stale by a concurrent submit.
+        CreditAccount.objects.get_or_create(user_id=user.pk)
+        account = CreditAccount.objects.select_for_update().get(user_id=user.pk)
+        in_flight = EditJob.objects.filter(owner_id=user.pk, state__in=EditJob.IN_FLIGHT_STATES).count()
+        if in_flight >= limit:
+            raise EditJobRefused(
+                f"You already have {in_flight} edits running (at most {limit}). Wait for one to finish."
+            )
+        if account.balance < cost:
+            raise EditJobRefused(f"Not enough credits: an edit costs {cost} and your balance is {account.balance}.")
+        job = edit_job_create(
+            owner_id=user.pk, photo=photo, prompt=prompt, clothing=clothing, cost=cost, source_job=source_job
+        )
+        try:
+            credits_charge_for_job(job=job)
+        except InsufficientCredits as exc:  # pragma: no cover - the locked check above makes this unreachable
+            raise EditJobRefused(str(exc)) from exc
+        job_id = str(job.id)
+        transaction.on_commit(lambda: enqueue("submit", job_id))
+    return job
+
+
+def edit_job_retry(*, job: EditJob, staff_user: AbstractBaseUser) -> EditJob:
+    """Staff: run a FAILED or EXPIRED edit again as a new job, charged normally."""
+    if not getattr(staff_user, "is_staff", False):
+        raise EditJobRefused("Only staff can retry edits.")
+    if job.state not in (State.FAILED, State.EXPIRED):
+        raise EditJobRefused("Only failed or expired edits can be retried.")
+    log.info("staff user %s retries job %s", staff_user.pk, job.id)
+    return edit_job_submit(user=job.owner, photo=job.photo, prompt=job.prompt, clothing=job.clothing, source_job=job)
+
+
+def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:
+    """Delete a finished edit and its files; the photo too when no other edit uses it.
+
+    Another user's job raises EditJob.DoesNotExist (views answer 404, never "forbidden")."""
+    if job.owner_id != user.pk:
+        raise EditJob.DoesNotExist("No such edit.")
+    with transaction.atomic():
+        locked = EditJob.objects.select_for_update().filter(pk=job.pk, owner_id=user.pk).first()
+        if locked is None:
+            return
+        if locked.state in EditJob.IN_FLIGHT_STATES:
+            raise EditJobRefused("This edit is still running; delete it once it has finished.")
+        names = [locked.result_image.name, locked.result_thumbnail.name]
+        photo = locked.photo
+        edit_job_remove_finished(job_id=locked.pk, owner_id=user.pk)
+        if not EditJob.objects.filter(photo_id=photo.pk).exists():
+            names += [photo.image.name, photo.thumbnail.name]
+            photo.delete()
+        # Files go only once the rows are gone for good: a rollback must not leave rows without files.
+        transaction.on_commit(lambda: delete_files([n for n in names if n]))

@@ -1,0 +1,183 @@
+"""The state writer: the only code that writes EditJob rows.
+
+A job's life: CREATED -> SUBMITTED -> SUCCEEDED | FAILED | EXPIRED. Every change to an existing job is ONE
+conditional UPDATE (`... WHERE state IN (allowed)`), so two workers can never both move a job, and running any
+step twice changes nothing the second time. FAILED and EXPIRED refund the charge in the same transaction (the
+credits service makes a second refund impossible).
+
+Who may work on a job at a given moment is decided by a compare-and-swap on `next_poll_at` (`edit_job_claim`):
+a task claims the job only if `next_poll_at` still holds the value it read and is due, and pushes it one lease
+ahead. A duplicate message (a sweeper re-enqueue, a redelivery) finds the value changed and does nothing, so
+poll chains never multiply. A worker killed while holding a claim leaves `next_poll_at` overdue once the lease
+ends, and the sweeper hands the job to another worker.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from editor.models import EditJob, Photo
+from editor.services.credits import credits_refund_for_job
+from editor.services.job_files import delete_partial_result_files
+
+State = EditJob.State
+
+
+def edit_job_create(
+    *, owner_id: Any, photo: Photo, prompt: str, clothing: str, cost: int, source_job: EditJob | None
+) -> EditJob:
+    return EditJob.objects.create(
+        owner_id=owner_id,
+        photo=photo,
+        prompt=prompt,
+        clothing=clothing,
+        cost_credits=cost,
+        source_job=source_job,
+        # Due now: if the queued message is lost, the sweeper submits it after the grace period.
+        next_poll_at=timezone.now(),
+    )
+
+
+def edit_job_remove_finished(*, job_id: Any, owner_id: Any) -> bool:
+    """Delete the owner's job row, only once it is final (a running job keeps its row)."""
+    deleted, _ = EditJob.objects.filter(pk=job_id, owner_id=owner_id, state__in=EditJob.FINAL_STATES).delete()
+    return deleted > 0
+
+
+def _transition(*, job_id: Any, from_states: tuple[str, ...], to_state: str | None = None, **fields: Any) -> bool:
+    """The one way a job changes: a conditional UPDATE that only matches in an allowed state."""
+    now = timezone.now()
+    values: dict[str, Any] = {"updated_at": now, **fields}
+    if to_state is not None:
+        values["state"] = to_state
+        if to_state in EditJob.FINAL_STATES:
+            values.setdefault("finished_at", now)
+            values.setdefault("next_poll_at", None)
+    return EditJob.objects.filter(pk=job_id, state__in=from_states).update(**values) == 1
+
+
+def edit_job_claim(job: EditJob, *, states: tuple[str, ...], now: datetime, **fields: Any) -> bool:
+    """Compare-and-swap on next_poll_at: take the job for one lease if it is due and nobody changed it.
+
+    `fields` are written in the same UPDATE (the submit step counts its attempt this way)."""
+    tolerance = timedelta(seconds=min(0.5, settings.POLL_MIN_INTERVAL_SECONDS / 4))
+    if job.next_poll_at is not None and job.next_poll_at > now + tolerance:
+        return False  # a duplicate message: the job is scheduled later by someone else
+    lease = now + timedelta(seconds=settings.JOB_TASK_LEASE_SECONDS)
+    return (
+        EditJob.objects.filter(pk=job.pk, state__in=states, next_poll_at=job.next_poll_at).update(
+            next_poll_at=lease, updated_at=now, **fields
+        )
+        == 1
+    )
+
+
+def edit_job_record_submit_retry(*, job_id: Any, errors: int, retry_in: float, detail: str) -> bool:
+    """A CREATED job could not be sent yet: count the error and say when to try again."""
+    return _transition(
+        job_id=job_id,
+        from_states=(State.CREATED,),
+        poll_errors=errors,
+        next_poll_at=timezone.now() + timedelta(seconds=retry_in),
+        error_detail=detail[:2000],
+    )
+
+
+def edit_job_mark_submitted(
+    *, job_id: Any, request_id: str, status_url: str, response_url: str, first_poll_in: float
+) -> bool:
+    now = timezone.now()
+    return _transition(
+        job_id=job_id,
+        from_states=(State.CREATED,),
+        to_state=State.SUBMITTED,
+        request_id=request_id,
+        status_url=status_url,
+        response_url=response_url,
+        provider_status="QUEUED",
+        submitted_at=now,
+        next_poll_at=now + timedelta(seconds=first_poll_in),
+        poll_errors=0,
+        error_code="",
+        error_detail="",
+    )
+
+
+def edit_job_record_progress(
+    *, job_id: Any, provider_status: str, next_poll_in: float, errors: int = 0, polled: bool = True
+) -> bool:
+    """Poll bookkeeping for a SUBMITTED job: the provider's status and when to ask next."""
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "provider_status": provider_status,
+        "next_poll_at": now + timedelta(seconds=next_poll_in),
+        "poll_errors": errors,
+    }
+    if polled:
+        fields["poll_count"] = F("poll_count") + 1
+        fields["last_polled_at"] = now
+    if provider_status == "PROCESSING":
+        fields["processing_at"] = Coalesce(F("processing_at"), now)
+    if provider_status == "COMPLETED":
+        fields["provider_completed_at"] = Coalesce(F("provider_completed_at"), now)
+        fields["processing_at"] = Coalesce(F("processing_at"), now)
+    return _transition(job_id=job_id, from_states=(State.SUBMITTED,), **fields)
+
+
+def edit_job_record_poll(*, job_id: Any) -> bool:
+    """Count a status call whose answer ends the job (the final transition follows)."""
+    return _transition(
+        job_id=job_id, from_states=(State.SUBMITTED,), poll_count=F("poll_count") + 1, last_polled_at=timezone.now()
+    )
+
+
+def edit_job_mark_succeeded(
+    *, job_id: Any, result_name: str, thumbnail_name: str, metrics: dict[str, Any], inference_time: float | None
+) -> bool:
+    return _transition(
+        job_id=job_id,
+        from_states=(State.SUBMITTED,),
+        to_state=State.SUCCEEDED,
+        result_image=result_name,
+        result_thumbnail=thumbnail_name,
+        provider_metrics=metrics,
+        inference_time=inference_time,
+        provider_status="COMPLETED",
+        provider_completed_at=Coalesce(F("provider_completed_at"), timezone.now()),
+    )
+
+
+def edit_job_mark_failed(*, job_id: Any, error_code: str, error_detail: str) -> bool:
+    return _finish_with_refund(job_id=job_id, to_state=State.FAILED, error_code=error_code, error_detail=error_detail)
+
+
+def edit_job_mark_expired(*, job_id: Any, error_detail: str, error_code: str = "expired") -> bool:
+    return _finish_with_refund(job_id=job_id, to_state=State.EXPIRED, error_code=error_code, error_detail=error_detail)
+
+
+def _finish_with_refund(*, job_id: Any, to_state: str, error_code: str, error_detail: str) -> bool:
+    with transaction.atomic():
+        moved = _transition(
+            job_id=job_id,
+            from_states=EditJob.IN_FLIGHT_STATES,
+            to_state=to_state,
+            error_code=error_code[:64],
+            error_detail=error_detail[:2000],
+        )
+        job = EditJob.objects.filter(pk=job_id).first()
+        if job is not None and job.state == to_state:
+            # Also when `moved` is False: heals a job whose earlier refund never happened. The credits service
+            # refunds at most once per job, so this is safe to repeat.
+            reason = "Edit failed: not charged" if to_state == State.FAILED else "Edit expired: not charged"
+            credits_refund_for_job(job=job, reason=reason)
+            if moved and job.provider_completed_at is not None:
+                # It ended after the provider finished: a save may have been interrupted half way.
+                delete_partial_result_files(job)
+    return moved
