@@ -9,4 +9,6 @@ class EditorConfig(AppConfig):
     verbose_name = "Fashion AI Studio"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the sign-up credit grant)
+        # Receivers load once the app registry is ready (Django's documented hook); at the top they would load
+        # the models too early. tests/test_architecture.py allows exactly this one.
+        from editor import signals  # noqa: F401, PLC0415  (connects the sign-up credit grant)

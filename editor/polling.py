@@ -2,8 +2,9 @@
 
 The shape: a job that is expected to take E seconds is asked about rarely while young (each wait is a fraction of
 the time left until E), densely (every `min_interval`) around E, and with a slowly growing interval once it is
-overdue. With E = 64 s, fraction 0.5 and a 1 s floor, a job finishing at 64 s is asked at about
-32, 48, 56, 60, 62, 63, 64, 65 s: 8 status calls, and COMPLETED is seen at most ~1 s after it happens.
+overdue. With E = 64 s, fraction 0.5, a 1 s floor and the 30 s cap (the defaults), a job finishing at 64 s is
+asked at about 30, 47, 55.5, 59.8, 61.9, 62.9, 63.9, 64.9 s: 8 status calls, and COMPLETED is seen at most ~1 s
+after it happens (`poll_schedule` computes this; tests/jobs/test_jobs_polling.py checks it).
 Transient errors (429, 5xx, network) back off exponentially, honouring the provider's Retry-After or
 x-rate-limit-reset-at-utc, and never exceed a cap far below the broker's visibility timeout.
 """

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.urls import reverse
 
 from editor.models import Clothing, CreditEntry, EditJob, Photo
@@ -133,8 +133,6 @@ def credits_ledger_page(*, user: AbstractBaseUser, page_number: Any = 1) -> Page
 
 def credits_summary(*, user: AbstractBaseUser) -> dict[str, int]:
     """Totals per kind for the credits page header (one aggregate query)."""
-    from django.db.models import Sum
-
     rows = CreditEntry.objects.filter(user_id=user.pk).values("kind").annotate(total=Sum("amount"))
     totals = {row["kind"]: row["total"] or 0 for row in rows}
     K = CreditEntry.Kind
