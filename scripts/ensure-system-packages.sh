@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages a purpose needs, only where they are missing.
 #   run:  redis-server (optional: `make run` reuses a Redis that already answers)
-#   test: redis-server, chromium (browser tests), PostgreSQL server binaries (throwaway clusters)
+#   test: redis-server, chromium (browser tests), PostgreSQL server binaries (throwaway clusters), caddy (the
+#         deployment's proxy, run with docker/Caddyfile in front of gunicorn by the slow-client tests)
 set -euo pipefail
 purpose=${1:-test}
 missing=()
@@ -12,6 +13,7 @@ if [ "$purpose" = test ]; then
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || have initdb || missing+=(postgresql)
   # Fonts so pages and screenshots render readable text in headless Chromium.
   [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
+  have caddy || missing+=(caddy)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -31,4 +33,7 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts services it installs; the tests start private ones on free ports instead.
 if [[ " ${missing[*]} " == *" postgresql "* ]]; then
   command -v pg_ctlcluster >/dev/null 2>&1 && $sudo pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main stop 2>/dev/null || true
+fi
+if [[ " ${missing[*]} " == *" caddy "* ]] && command -v systemctl >/dev/null 2>&1; then
+  $sudo systemctl disable --now caddy 2>/dev/null || true  # it would hold port 80; tests run their own
 fi
