@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from tests.support.fashionai_server import run_fashionai
+from devservices.fashionai import run_fashionai
 
 PROMPTS = ["a red shirt", "navy and white striped shirt", "light green checked shirt", "black polka dot top"]
 

@@ -28,8 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.fashionai_server import run_fashionai  # noqa: E402
-from tests.support.fixtures import CeleryWorker, astronaut_png  # noqa: E402
+from devservices.celery_worker import CeleryWorker  # noqa: E402
+from devservices.fashionai import run_fashionai  # noqa: E402
+from devservices.samples import astronaut_png  # noqa: E402
 
 
 def setup_django() -> None:

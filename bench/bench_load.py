@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.services import free_port  # noqa: E402
+from devservices.net import free_port  # noqa: E402
 
 GALLERY_JOBS = 24
 STATUS_TARGET_P95_MS = 50.0

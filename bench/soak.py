@@ -8,7 +8,7 @@ Needs what scripts/testenv.py provides (PostgreSQL, Redis, S3). Real parts throu
 flapping), a Celery worker subprocess with its beat sweeper, a throwaway Redis as the broker, the session's S3 and
 PostgreSQL. Edits are submitted in waves by several users through `edit_job_submit` (the service the website
 calls). A fault loop takes turns, each for a few seconds: the provider unreachable, S3 unreachable for the worker,
-PostgreSQL unreachable for the worker (TCP proxies cut: tests/faults/netfaults.py), Redis killed and restarted
+PostgreSQL unreachable for the worker (TCP proxies cut: devservices/tcpproxy.py), Redis killed and restarted
 (everything in it lost), the worker SIGKILLed. Like the deployment's supervisor, the soak restarts a worker that
 exits. When every edit is final it prints the report of tests/faults/consistency.py (jobs per final state, balance
 vs ledger for every user, charges and refunds per job, missing result files, orphan files in the bucket) and exits
@@ -30,10 +30,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.netfaults import TcpProxy  # noqa: E402
-from tests.support.fashionai_server import run_fashionai  # noqa: E402
-from tests.support.fixtures import FAST_WORKER_ENV, CeleryWorker, astronaut_png  # noqa: E402
-from tests.support.services import RedisServer  # noqa: E402
+from devservices.celery_worker import FAST_WORKER_ENV, CeleryWorker  # noqa: E402
+from devservices.fashionai import run_fashionai  # noqa: E402
+from devservices.samples import astronaut_png  # noqa: E402
+from devservices.servers import RedisServer  # noqa: E402
+from devservices.tcpproxy import TcpProxy  # noqa: E402
 
 FAULTS = ("provider down", "S3 down", "PostgreSQL down", "Redis restarted", "worker SIGKILLed")
 

@@ -1,22 +1,26 @@
 """`make run`: prepare a local development site and serve it with all its processes.
 
 Creates a git-ignored .env with a secret key and a local Fashion AI API key when missing, migrates,
-creates a demo user, makes sure a Redis answers (starting a private one if the binary exists), then
-runs web, Celery worker, Celery beat and the self-hosted Fashion AI service in the foreground with
-honcho. Ctrl-C stops them all.
+creates a demo user, makes sure a Redis answers (starting a private one with devservices if the
+binary exists), then runs web, Celery worker, Celery beat and the self-hosted Fashion AI service in
+the foreground with honcho. Ctrl-C stops them all.
 """
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from devservices.servers import RedisServer  # noqa: E402
+
 ENV_FILE = REPO / ".env"
 PY = sys.executable
 
@@ -74,25 +78,33 @@ def main() -> int:
     subprocess.run([PY, "manage.py", "create_demo_user"], check=True, env=env)
 
     processes = ["web", "worker", "beat", "fashionai"]
-    if not redis_answers(redis_url):
-        host = urlparse(redis_url).hostname
-        have_binary = bool(shutil.which("redis-server") or Path("/usr/sbin/redis-server").exists())
-        if host not in ("127.0.0.1", "localhost") or not have_binary:
-            print(
-                f"No Redis answers at {redis_url}.\n"
-                "Install one (Debian/Ubuntu: `sudo apt-get install redis-server`, macOS: `brew install redis`)\n"
-                "or point REDIS_URL at a running Redis, then run `make run` again.",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"No Redis answers at {redis_url}: starting a private redis-server for this session.")
-        env["REDIS_PORT"] = str(urlparse(redis_url).port or 6379)
-        processes.insert(0, "redis")
+    with ExitStack() as stack:
+        if not redis_answers(redis_url):
+            parsed = urlparse(redis_url)
+            if parsed.hostname not in ("127.0.0.1", "localhost"):
+                print(f"No Redis answers at {redis_url}: point REDIS_URL at a running Redis.", file=sys.stderr)
+                return 1
+            print(f"No Redis answers at {redis_url}: starting a private redis-server for this session.")
+            try:
+                redis = RedisServer(port=parsed.port or 6379).start()
+            except RuntimeError as exc:
+                print(
+                    f"{exc}.\n"
+                    "Install Redis (Debian/Ubuntu: `sudo apt-get install redis-server`, macOS: `brew install redis`)\n"
+                    "or point REDIS_URL at a running Redis, then run `make run` again.",
+                    file=sys.stderr,
+                )
+                return 1
+            stack.callback(redis.stop)
 
-    print("\nServing Fashion AI Studio on http://127.0.0.1:8000  (Ctrl-C stops everything)\n", flush=True)
-    honcho = str(Path(PY).parent / "honcho")
-    os.execvpe(honcho, [honcho, "-f", "Procfile.dev", "start", *processes], env)
-    return 0
+        print("\nServing Fashion AI Studio on http://127.0.0.1:8000  (Ctrl-C stops everything)\n", flush=True)
+        honcho = str(Path(PY).parent / "honcho")
+        process = subprocess.Popen([honcho, "-f", "Procfile.dev", "start", *processes], env=env)
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                continue  # honcho got the same Ctrl-C and is stopping its processes; Redis goes after them
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.services import PostgresServer, RedisServer, SeaweedS3  # noqa: E402
+from devservices.servers import PostgresServer, RedisServer, SeaweedS3  # noqa: E402
 
 
 def main() -> int:

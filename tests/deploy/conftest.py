@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import free_port, port_answers, wait_until
+from devservices.net import free_port, port_answers, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from devservices.net import free_port, wait_until
+from devservices.servers import SeaweedS3
 from tests.deploy.conftest import REPO
-from tests.support.services import SeaweedS3, free_port, wait_until
 
 COMPOSE_FILE = REPO / "docker" / "compose.yaml"
 COMPOSE_DIR = COMPOSE_FILE.parent

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from devservices.net import free_port, wait_until
 from tests.deploy.conftest import PRODUCTION_SECRET_KEY, REPO, http_get
-from tests.support.services import free_port, wait_until
 
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 SYSTEM_STEP_RE = re.compile(r"\b(apt-get|useradd|groupadd|chown)\b")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.test import Client, override_settings
 
+from devservices.servers import PostgresServer, RedisServer
 from tests.deploy.conftest import production_env, wait_for_status
-from tests.support.services import PostgresServer, RedisServer
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from devservices.servers import RedisServer
 from fashionsite.logging import REDACTED, redact, redact_data
 from tests.deploy.conftest import REPO, http_get, production_env
-from tests.support.services import RedisServer
 
 # Distinct, recognisable values: any of them in the output is a leak.
 SEGMIND_KEY = "SG_live_3f9c2a7b1d8e4f60a5b2"

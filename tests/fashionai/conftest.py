@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from tests.support.fashionai_server import FashionAIServer, run_fashionai
+from devservices.fashionai import FashionAIServer, run_fashionai
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

@@ -14,7 +14,7 @@ from PIL import Image
 from segmind import InferenceFailed, SegmindClient
 from segmind.exceptions import SegmindError
 
-from tests.support.fashionai_server import FashionAIServer
+from devservices.fashionai import FashionAIServer
 
 PROMPT = "a person wearing a red shirt"
 

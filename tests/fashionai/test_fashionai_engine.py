@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from skimage import data
 
+from devservices.fashionai import REPO_ROOT
 from fashionai.engine import EngineFailure, edit
 from fashionai.prompt import parse_prompt
-from tests.support.fashionai_server import REPO_ROOT
 
 # Hand-measured boxes on the 512x512 astronaut (y0, y1, x0, x1), independent of the engine's own landmarks.
 FACE = (75, 175, 185, 265)

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from segmind import InferenceFailed, SegmindClient
 
+from devservices.fashionai import REPO_ROOT, FashionAIServer, run_fashionai
 from fashionai.fetch import _public, host_allowed
-from tests.support.fashionai_server import REPO_ROOT, FashionAIServer, run_fashionai
 
 PROMPT = "a red shirt"
 

@@ -4,7 +4,7 @@ ledger, every job has one charge and (only if it failed or expired) one refund, 
 completed is in our storage (tests/faults/consistency.py).
 
 Durations are scaled down: the worker polls every 0.2-2 s, sweeps every second, and its provider calls time out after
-5 s (tests/support/fixtures.py FAST_WORKER_ENV). Outages are cut with a TCP proxy (tests/faults/netfaults.py) in
+5 s (devservices/celery_worker.py FAST_WORKER_ENV). Outages are cut with a TCP proxy (devservices/tcpproxy.py) in
 front of the session's service, so only the worker loses it, or by killing a throwaway server.
 """
 
@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connection
 
+from devservices.fashionai import run_fashionai
+from devservices.servers import RedisServer
+from devservices.tcpproxy import TcpProxy
 from editor.models import EditJob, ProviderError
 from editor.services.edit_commands import edit_job_submit
 from tests.faults.conftest import assert_consistent, producer_broker, states, wait_final, wait_until
-from tests.faults.netfaults import TcpProxy
-from tests.support.fashionai_server import run_fashionai
-from tests.support.services import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devservices.fashionai import run_fashionai
+from devservices.tcpproxy import TcpProxy
 from editor.models import EditJob
 from editor.services.edit_commands import edit_job_submit
 from tests.faults.conftest import assert_consistent, wait_final
-from tests.faults.netfaults import TcpProxy
-from tests.support.fashionai_server import run_fashionai
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

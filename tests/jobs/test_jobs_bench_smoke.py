@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fashionai_server import run_fashionai
+from devservices.fashionai import run_fashionai
 
 
 @pytest.mark.django_db(transaction=True)

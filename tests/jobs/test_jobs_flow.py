@@ -11,11 +11,11 @@ import requests
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from devservices.fashionai import run_fashionai
 from editor.models import CreditEntry, EditJob, ProviderError
 from editor.services.credits import credits_ledger_sum
 from editor.services.edit_commands import edit_job_submit
 from tests.jobs.conftest import wait_for_jobs
-from tests.support.fashionai_server import run_fashionai
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,7 +126,7 @@ def test_error_storm_slows_jobs_but_loses_none(celery_worker_factory: Any, funde
 def test_provider_down_at_submit_keeps_the_job_and_the_credits(
     celery_worker_factory: Any, funded_user: Any, make_photo: Any
 ) -> None:
-    from tests.support.services import free_port
+    from devservices.net import free_port
 
     port = free_port()  # nothing listens here yet: every submit is a refused connection (never sent)
     down = type("Down", (), {"base_url": f"http://127.0.0.1:{port}/v1", "api_key": "test-key"})()

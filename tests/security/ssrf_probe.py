@@ -28,7 +28,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.support.fashionai_server import run_fashionai  # noqa: E402
+from devservices.fashionai import run_fashionai  # noqa: E402
 
 PUBLIC_IP = "93.184.216.34"  # any globally routable address: inside the namespace it is ours
 INTERNAL_IPS = ("10.0.0.1", "169.254.169.254")

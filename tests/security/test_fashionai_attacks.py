@@ -29,7 +29,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.support.fashionai_server import REPO_ROOT, FashionAIServer, run_fashionai
+from devservices.fashionai import REPO_ROOT, FashionAIServer, run_fashionai
 
 PROBE = Path(__file__).with_name("ssrf_probe.py")
 BODY_LIMIT = 1_000_000

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from devservices.fashionai import run_fashionai
 from editor.models import CreditEntry, EditJob
-from tests.support.fashionai_server import run_fashionai
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

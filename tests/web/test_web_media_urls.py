@@ -70,7 +70,7 @@ def test_a_reused_url_is_replaced_before_half_its_lifetime_and_still_expires(mak
 
 
 def test_a_cache_outage_only_costs_the_signing(make_user: Any, settings: Any) -> None:
-    from tests.support.services import free_port
+    from devservices.net import free_port
 
     settings.CACHES = {"default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

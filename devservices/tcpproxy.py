@@ -1,6 +1,7 @@
-"""A loopback TCP proxy that can be cut and restored: how the fault tests make one real service unreachable for
-the Celery worker (refused connections, live connections dropped) while the test process keeps its own direct
-connection. Bytes pass through untouched (HTTP Host headers, S3 signatures and PostgreSQL's protocol all work).
+"""A loopback TCP proxy that can be cut and restored: how the fault tests and the soak make one real service
+unreachable for the Celery worker (refused connections, live connections dropped) while the test process keeps its
+own direct connection. Bytes pass through untouched (HTTP Host headers, S3 signatures and PostgreSQL's protocol all
+work).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import contextlib
 import socket
 import threading
 
-from tests.support.services import free_port
+from devservices.net import free_port
 
 
 class TcpProxy:

@@ -1,57 +1,21 @@
-"""Throwaway real services for tests: Redis, SeaweedFS (S3) and PostgreSQL on free loopback ports.
+"""Throwaway real services: Redis, SeaweedFS (S3) and PostgreSQL on free loopback ports.
 
 Each class starts its server in a private temporary folder and stops it (and removes the folder) on
-`stop()`. `scripts/testenv.py` uses them for the whole test session; fault tests start their own
-instances so they can kill and restart them without disturbing the rest of the suite.
+`stop()`. `scripts/testenv.py` uses them for a whole test session or benchmark run; fault tests start
+their own instances so they can kill and restart them without disturbing the rest of the suite.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_answers(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def _find_binary(name: str, *extra_dirs: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    for folder in extra_dirs:
-        candidate = Path(folder) / name
-        if candidate.exists():
-            return str(candidate)
-    raise RuntimeError(f"'{name}' is not installed (run `make test`, which installs it)")
+from devservices.net import find_binary, free_port, port_answers, wait_until
 
 
 class RedisServer:
@@ -65,7 +29,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        binary = _find_binary("redis-server", "/usr/sbin", "/usr/bin")
+        binary = find_binary("redis-server", "/usr/sbin", "/usr/bin")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
@@ -122,7 +86,7 @@ class SeaweedS3:
         }
 
     def start(self) -> SeaweedS3:
-        weed = _find_binary("weed", str(Path(sys.executable).parent))
+        weed = find_binary("weed", str(Path(sys.executable).parent))
         # weed mini opens several ports of its own; give each a free one so parallel runs never collide.
         ports = {name: free_port() for name in ("master", "volume", "filer", "grpc_m", "grpc_v", "grpc_f")}
         args = [
@@ -139,7 +103,7 @@ class SeaweedS3:
         wait_until(self._bucket_ready, timeout=60, what=f"SeaweedFS S3 on {self.port}")
         return self
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> Any:  # a boto3 S3 client (boto3 ships no types)
         import boto3
         from botocore.config import Config
 
@@ -194,7 +158,7 @@ class PostgresServer:
 
     def _bin(self, name: str) -> str:
         folders = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-        return _find_binary(name, *map(str, folders))
+        return find_binary(name, *map(str, folders))
 
     def _run(self, *args: str) -> None:
         command = list(args)

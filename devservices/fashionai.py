@@ -1,6 +1,6 @@
-"""Start the real self-hosted Fashion AI service as a subprocess, for tests.
+"""Start the real self-hosted Fashion AI service as a subprocess, for tests and benchmarks.
 
-    from tests.support.fashionai_server import run_fashionai
+    from devservices.fashionai import run_fashionai
 
     with run_fashionai(delay=0.5) as fai:
         client = SegmindClient(api_key=fai.api_key, base_url=fai.base_url)
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,14 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from devservices.net import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -132,7 +127,7 @@ def _wait_ready(server: FashionAIServer) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"fashionai exited with {server.process.returncode}:\n{server.log()}")
         try:
-            with urllib.request.urlopen(f"{server.root_url}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{server.root_url}/health", timeout=2) as response:  # noqa: S310 (loopback)
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
