@@ -238,6 +238,16 @@ def run_lean(
     port: int, accounts: list[dict[str, Any]], photo: bytes, args: argparse.Namespace
 ) -> tuple[list[Row], str]:
     import asyncio
+
+    from bench import loadgen
+
+    people = lean_people(accounts, photo, args.mix)
+    stats = asyncio.run(loadgen.run("127.0.0.1", port, people, spawn_rate=args.spawn_rate, duration=args.duration))
+    return lean_rows(stats, args.duration)
+
+
+def lean_people(accounts: list[dict[str, Any]], photo: bytes, mix_tags: str) -> list[Any]:
+    """One simulated person per seeded account for bench/loadgen.py, making the requests of `mix_tags`."""
     import random
 
     from urllib3 import encode_multipart_formdata
@@ -247,7 +257,7 @@ def run_lean(
     def submitted(status: int, headers: dict[str, str]) -> bool:
         return status == 302 and "/edits/" in headers.get("location", "")
 
-    mix = [tag for tag in args.mix.split(",") if tag in WEIGHTS]
+    mix = [tag for tag in mix_tags.split(",") if tag in WEIGHTS]
     people = []
     for account in accounts:
         csrf = os.urandom(16).hex()  # Django accepts the unmasked 32-character secret as the form token
@@ -269,7 +279,13 @@ def run_lean(
             return requests[rng.choices(mix, weights=[WEIGHTS[tag] for tag in mix])[0]]
 
         people.append((choose, form))
-    stats = asyncio.run(loadgen.run("127.0.0.1", port, people, spawn_rate=args.spawn_rate, duration=args.duration))
+    return people
+
+
+def lean_rows(stats: Any, duration: float) -> tuple[list[Row], str]:
+    """Per-endpoint rows (and failure samples) from bench/loadgen.py's statistics."""
+    from bench import loadgen
+
     rows: list[Row] = []
     everything: list[float] = []
     failed_total = 0
@@ -280,10 +296,10 @@ def run_lean(
         failed = len(stats.failures.get(name, []))
         everything += values
         failed_total += failed
-        rows.append((name, len(values), failed, len(values) / args.duration, loadgen.percentile(values, 0.5),
+        rows.append((name, len(values), failed, len(values) / duration, loadgen.percentile(values, 0.5),
                      loadgen.percentile(values, 0.95), loadgen.percentile(values, 0.99)))
     if everything:
-        rows.append(("all", len(everything), failed_total, len(everything) / args.duration,
+        rows.append(("all", len(everything), failed_total, len(everything) / duration,
                      loadgen.percentile(everything, 0.5), loadgen.percentile(everything, 0.95),
                      loadgen.percentile(everything, 0.99)))
     samples = {name: values[:3] for name, values in stats.failures.items()}

@@ -48,15 +48,16 @@ class Stats:
 class Connection:
     """One keep-alive connection, reopened when the server closes it."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, host_header: str | None = None) -> None:
         self.host, self.port = host, port
+        self.host_header = host_header or f"{host}:{port}"  # a proxy routes by it
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self, request: Request) -> tuple[int, dict[str, str]]:
         if self.writer is None or self.reader is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = [f"{request.method} {request.path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        head = [f"{request.method} {request.path} HTTP/1.1", f"Host: {self.host_header}"]
         head += [f"{name}: {value}" for name, value in request.headers.items()]
         if request.body or request.method == "POST":
             head.append(f"Content-Length: {len(request.body)}")
@@ -103,10 +104,10 @@ class Connection:
 
 async def person(
     host: str, port: int, choose: Callable[[random.Random], Request], stats: Stats, stop_at: float, seed: int,
-    first: Request | None = None,
+    first: Request | None = None, timeout: float | None = None, host_header: str | None = None,
 ) -> None:
     rng = random.Random(seed)
-    connection = Connection(host, port)
+    connection = Connection(host, port, host_header)
     await asyncio.sleep(rng.random())  # a random phase within the second
     tick = time.monotonic()
     pending = [first] if first else []
@@ -116,11 +117,11 @@ async def person(
             started = time.perf_counter()
             failure = ""
             try:
-                status, headers = await connection.send(request)
+                status, headers = await asyncio.wait_for(connection.send(request), timeout)
                 if not request.expect(status, headers):
                     failure = f"HTTP {status}"
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                failure = type(exc).__name__
+                failure = type(exc).__name__  # TimeoutError: no answer within `timeout`
             stats.record(request.name, (time.perf_counter() - started) * 1000, failure)
             tick += 1.0
             now = time.monotonic()
@@ -133,15 +134,18 @@ async def person(
 
 async def run(
     host: str, port: int, people: Sequence[tuple[Callable[[random.Random], Request], Request | None]],
-    *, spawn_rate: float, duration: float,
+    *, spawn_rate: float, duration: float, timeout: float | None = None, host_header: str | None = None,
 ) -> Stats:
-    """Start people at `spawn_rate` a second (the warm-up, not recorded), then record `duration` seconds."""
+    """Start people at `spawn_rate` a second (the warm-up, not recorded), then record `duration` seconds.
+
+    `timeout` (seconds) makes a request that gets no answer in time a failure instead of a wait."""
     stats = Stats()
     ramp = len(people) / spawn_rate
     stop_at = time.monotonic() + ramp + duration
     tasks = []
     for n, (choose, first) in enumerate(people):
-        tasks.append(asyncio.create_task(person(host, port, choose, stats, stop_at, seed=n, first=first)))
+        tasks.append(asyncio.create_task(person(host, port, choose, stats, stop_at, seed=n, first=first,
+                                                timeout=timeout, host_header=host_header)))
         await asyncio.sleep(1.0 / spawn_rate)
     stats.recording = True
     await asyncio.gather(*tasks)
