@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import bench_load, loadgen  # noqa: E402
-from tests.security.caddy_proxy import CADDYFILE, Caddy, unfixed_caddyfile  # noqa: E402
-from tests.support.services import free_port  # noqa: E402
+from devservices.caddy import CADDYFILE, Caddy, unfixed_caddyfile  # noqa: E402
+from devservices.net import free_port  # noqa: E402
 
 SECRET_KEY = "bench-" + "s1Ow" * 15  # the seeding process and gunicorn must sign sessions alike
 DECLARED_BYTES = 1_000_000

@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 USERS = [
     "scripts/testenv.py", "scripts/dev.py",
     "bench/bench_jobs.py", "bench/bench_fashionai.py", "bench/bench_load.py", "bench/soak.py",
+    "bench/bench_slow_clients.py",
 ]
 
 LOAD_ALL = """
@@ -21,6 +22,7 @@ for info in pkgutil.iter_modules(devservices.__path__, "devservices."):
 for number, path in enumerate(sys.argv[1:]):
     spec = importlib.util.spec_from_file_location(f"user{number}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import would: dataclasses look their module up
     spec.loader.exec_module(module)
 loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("pytest", "_pytest", "tests"))
 print(" ".join(loaded))

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from devservices.caddy import Caddy
 from tests.deploy.conftest import http_get, production_env
 from tests.deploy.conftest import run_gunicorn as run_gunicorn  # noqa: PLC0414 (the fixture, for this module)
-from tests.security.caddy_proxy import Caddy
 
 SLOW_CLIENTS = 6  # three times gunicorn's threads
 DECLARED_BYTES = 1_000_000  # never sent: at 2 bytes a second this would take days

@@ -1,4 +1,4 @@
-"""The deployment's proxy for tests and benches: docker/Caddyfile run by Debian's caddy on free loopback ports.
+"""The deployment's proxy, docker/Caddyfile, run by Debian's caddy on free loopback ports (tests and benches).
 
 The Caddyfile is used as it is; only its variables change (plain-HTTP site addresses on free ports instead of the
 domains, upstream addresses, the admin endpoint). `scripts/ensure-system-packages.sh test` installs caddy.
@@ -12,17 +12,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support.services import free_port, port_answers, wait_until
+from devservices.net import find_binary, free_port, port_answers, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CADDYFILE = REPO / "docker" / "Caddyfile"
 
 
 def caddy_binary() -> str:
-    found = shutil.which("caddy")
-    if not found:
-        raise RuntimeError("Debian's caddy is not installed: run `make test` (scripts/ensure-system-packages.sh)")
-    return found
+    return find_binary("caddy")
 
 
 def unfixed_caddyfile(text: str) -> str:
