@@ -27,9 +27,10 @@ from django.utils.html import format_html, format_html_join
 from editor.dashboard.models import DailyUsage
 from editor.dashboard.selectors import job_timeline
 from editor.dashboard.services import operator_alert_resolve
+from editor.errors import Refused
 from editor.models import CreditEntry, EditJob, OperatorAlert, Photo, ProviderError
 from editor.services.credits import CreditsError, credits_adjust, credits_grant, credits_refund_for_job
-from editor.services.edit_commands import EditJobRefused, edit_job_retry
+from editor.services.edit_commands import edit_job_retry
 
 User = get_user_model()
 CsvColumns = list[tuple[str, Callable[[Any], Any]]]
@@ -359,7 +360,7 @@ class EditJobAdmin(admin.ModelAdmin):
         for job in queryset.select_related("owner", "photo"):
             try:
                 new_job = edit_job_retry(job=job, staff_user=_staff(request))
-            except (EditJobRefused, CreditsError) as exc:
+            except Refused as exc:
                 self.message_user(request, f"Job {str(job.pk)[:8]}: {exc}", messages.ERROR)
                 continue
             self.log_change(request, job, f"retried as job {new_job.pk}")

@@ -1,4 +1,4 @@
-"""Forms for the website. They check shapes and ownership; services do the real work."""
+"""Forms for the website. They check shapes and find ids among the user's own objects; commands do the real work."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,6 +8,7 @@ from django.conf import settings
 
 from editor.models import Clothing, EditJob, Photo
 from editor.selectors.gallery import edit_job_for_owner, photo_for_owner
+from editor.services.edit_commands import PROMPT_MAX, PROMPT_MIN
 from editor.services.photos import ACCEPTED_LABEL, CropSquare
 
 # (chip label, prompt): short labels keep the chips on a line or two, even on a phone.
@@ -41,8 +42,9 @@ class EditForm(forms.Form):
     crop_top = forms.FloatField(required=False, min_value=0, max_value=1, widget=forms.HiddenInput)
     crop_side = forms.FloatField(required=False, min_value=0.05, max_value=1, widget=forms.HiddenInput)
     prompt = forms.CharField(
-        max_length=500,
-        min_length=3,
+        # Shape only; the command normalises the prompt (once) and checks it again.
+        max_length=PROMPT_MAX,
+        min_length=PROMPT_MIN,
         label="What should the clothing become?",
         help_text="Describe the new garment, e.g. “a person wearing a red hoodie”.",
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "a person wearing a red hoodie"}),
@@ -56,12 +58,6 @@ class EditForm(forms.Form):
         self.user = user
         self.photo_obj: Photo | None = None
         self.source_job_obj: EditJob | None = None
-
-    def clean_prompt(self) -> str:
-        prompt = " ".join(self.cleaned_data["prompt"].split())
-        if len(prompt) < 3:
-            raise forms.ValidationError("Please describe the clothing in a few words.")
-        return prompt
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -113,6 +113,11 @@ class EditJob(models.Model):
     source_job = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups"
     )
+    # A staff retry points at the failed job it repeats. One-to-one: a failed edit is retried at most once, however
+    # many retries race (each would be a charged job).
+    retry_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_as"
+    )
 
     class Meta:
         ordering = ["-created_at"]

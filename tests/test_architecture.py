@@ -1,6 +1,6 @@
-"""The shape of editor/: its import graph has no cycle, and nothing hides an import of the project's own modules
-inside a function or behind TYPE_CHECKING (where a cycle would stay invisible). Read from the source with ast,
-so it needs no services."""
+"""The shape of editor/: only the state writer writes job rows, the import graph has no cycle, and nothing hides
+an import of the project's own modules inside a function or behind TYPE_CHECKING (where a cycle would stay
+invisible). Read from the source with ast, so it needs no services."""
 
 from __future__ import annotations
 
@@ -148,6 +148,28 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def problems(package_dir: Path) -> list[str]:
     graph, hidden = import_graph(package_dir)
     return hidden + [f"import cycle: {' <-> '.join(group)}" for group in find_cycles(graph)]
+
+
+WRITES = {"update", "create", "delete", "bulk_create", "bulk_update", "get_or_create", "update_or_create"}
+STATE_WRITER = "editor/services/job_state.py"
+
+
+def job_row_writes(package_dir: Path) -> list[str]:
+    """Calls like `EditJob.objects....update(...)` outside the state writer."""
+    found: list[str] = []
+    for path in module_files(package_dir).values():
+        rel = str(path.relative_to(package_dir.parent))
+        if rel == STATE_WRITER:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITES:
+                if "EditJob.objects" in ast.unparse(node.func.value):
+                    found.append(f"{rel}:{node.lineno}: {ast.unparse(node.func)[:80]}")
+    return found
+
+
+def test_only_the_state_writer_writes_job_rows() -> None:
+    assert job_row_writes(ROOT / "editor") == []
 
 
 def test_editor_has_no_import_cycle_and_no_hidden_imports_of_own_modules() -> None:

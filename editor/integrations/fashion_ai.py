@@ -37,6 +37,7 @@ from segmind.exceptions import SegmindError
 from segmind.v2 import AsyncJob
 
 from editor.polling import retry_after_seconds
+from editor.progress import ProviderStatus
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,9 @@ def _fetch(which: str, **handle: str) -> ProviderAnswer:
         # A GET changes nothing at the provider: any network failure is safe to retry.
         return ProviderAnswer(Outcome.RETRY, detail=_describe(exc), network=True)
     provider_status = str(body.get("status") or "")
-    if provider_status == "FAILED":
+    if provider_status == ProviderStatus.FAILED:
         return ProviderAnswer(Outcome.FAILED, body=body, http_status=422, detail=str(body.get("error") or "failed"))
-    if provider_status not in ("QUEUED", "PROCESSING", "COMPLETED"):
+    if provider_status not in (ProviderStatus.QUEUED, ProviderStatus.PROCESSING, ProviderStatus.COMPLETED):
         # A 2xx we cannot read: treat like a server hiccup and ask again later.
         return ProviderAnswer(
             Outcome.RETRY, body=body, http_status=200, detail=f"unexpected status {provider_status!r}"

@@ -102,9 +102,21 @@ def gallery_queryset(*, user: AbstractBaseUser, filters: GalleryFilters) -> Quer
     return qs
 
 
+@dataclass(frozen=True)
+class GalleryTile:
+    job: EditJob
+    thumb_url: str
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    page: Page[EditJob]
+    tiles: list[GalleryTile]
+
+
 def gallery_page(
     *, user: AbstractBaseUser, filters: GalleryFilters, page_number: Any = 1, per_page: int = GALLERY_PAGE_SIZE
-) -> Page:
+) -> GalleryPage:
     """One page of the user's edits, newest first: a COUNT and one SELECT (with the photo joined)."""
     if per_page not in GALLERY_PAGE_SIZES:
         per_page = GALLERY_PAGE_SIZE
@@ -114,10 +126,11 @@ def gallery_page(
     files = {job.pk: _job_thumbnail_file(job) for job in jobs}
     # With S3, one cache round trip for the whole page instead of one per tile.
     urls = media_urls(name for name, _, _ in files.values()) if settings.USE_S3 else None
+    tiles: list[GalleryTile] = []
     for job in jobs:
         name, view_name, pk = files[job.pk]
-        job.thumb_url = _file_url(name, view_name=view_name, pk=pk, urls=urls)  # type: ignore[attr-defined]
-    return page
+        tiles.append(GalleryTile(job=job, thumb_url=_file_url(name, view_name=view_name, pk=pk, urls=urls)))
+    return GalleryPage(page=page, tiles=tiles)
 
 
 def credits_ledger_page(*, user: AbstractBaseUser, page_number: Any = 1) -> Page:

@@ -7,6 +7,14 @@ from typing import TYPE_CHECKING, Any
 from django.utils import timezone
 
 from editor.models import CreditEntry, EditJob
+from editor.progress import (
+    FAILED_PHASES,
+    FRACTION_BEFORE_SUBMIT,
+    FRACTION_SAVING,
+    Phase,
+    phase_of,
+    running_fraction,
+)
 from editor.provider_time import expected_provider_seconds
 from editor.selectors.gallery import parse_uuid
 
@@ -25,30 +33,7 @@ def edit_jobs_in_flight_total() -> int:
     return EditJob.objects.filter(state__in=EditJob.IN_FLIGHT_STATES).count()
 
 
-def _phase(job: EditJob) -> str:
-    return phase_of(state=job.state, provider_status=job.provider_status)
-
-
-def phase_of(*, state: str, provider_status: str) -> str:
-    """What the person sees: queued, processing, saving, done, failed or expired."""
-    if state == State.SUCCEEDED:
-        return "done"
-    if state == State.FAILED:
-        return "failed"
-    if state == State.EXPIRED:
-        return "expired"
-    if state == State.SUBMITTED:
-        if provider_status == "COMPLETED":
-            return "saving"
-        if provider_status == "PROCESSING":
-            return "processing"
-    return "queued"
-
-
-RUNNING_PHASES = ("queued", "processing", "saving")
-
-
-def edit_job_phase_for_owner(*, user: AbstractBaseUser, job_id: Any) -> str | None:
+def edit_job_phase_for_owner(*, user: AbstractBaseUser, job_id: Any) -> Phase | None:
     """The job's phase from one narrow query (no photo, no ledger), or None when the viewer does not own it.
     The live panel's poll asks this every second; it renders the panel only when the phase changed."""
     parsed = parse_uuid(job_id)
@@ -62,25 +47,25 @@ def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
     """Live status for the page: phase (queued/processing/saving/done/failed/expired), an honest time estimate and
     whether the person was charged. The caller has already checked the job belongs to the viewer."""
     now = timezone.now()
-    phase = _phase(job)
+    phase = phase_of(state=job.state, provider_status=job.provider_status)
     expected = expected_provider_seconds()
     end = job.finished_at or now
     elapsed = max(0.0, (end - job.created_at).total_seconds())
     running_for = max(0.0, (end - (job.submitted_at or job.created_at)).total_seconds())
-    if phase == "done":
+    if phase == Phase.DONE:
         fraction = 1.0
-    elif phase in ("failed", "expired"):
+    elif phase in FAILED_PHASES:
         fraction = 0.0
-    elif phase == "saving":
-        fraction = 0.97
-    elif phase == "queued" and job.submitted_at is None:
-        fraction = 0.02
+    elif phase == Phase.SAVING:
+        fraction = FRACTION_SAVING
+    elif phase == Phase.QUEUED and job.submitted_at is None:
+        fraction = FRACTION_BEFORE_SUBMIT
     else:
-        # Never claim 100% before it is done: an overdue job creeps towards 95%. static/js/job.js advances the
-        # bar between polls with this same formula (the poll answers 204 while the phase is unchanged).
-        fraction = min(0.95, 0.05 + 0.9 * running_for / expected) if expected > 0 else 0.5
+        # static/js/job.js advances the bar between polls with this same estimate (the poll answers 204 while the
+        # phase is unchanged).
+        fraction = running_fraction(running_seconds=running_for, expected_seconds=expected)
     not_charged = (
-        phase in ("failed", "expired")
+        phase in FAILED_PHASES
         and CreditEntry.objects.filter(job_id=job.pk, kind=CreditEntry.Kind.REFUND).exists()
     )
     return {
@@ -92,9 +77,9 @@ def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
         "elapsed_seconds": round(elapsed, 1),
         "running_seconds": round(running_for, 1),
         # The bar follows running time (job.js keeps it moving); queued-before-submit and saving hold still.
-        "estimating": phase in ("queued", "processing") and job.submitted_at is not None and expected > 0,
+        "estimating": phase in (Phase.QUEUED, Phase.PROCESSING) and job.submitted_at is not None and expected > 0,
         "remaining_seconds": round(max(0.0, expected - running_for), 1) if not job.is_final else 0.0,
         "fraction": round(fraction, 3),
         "not_charged": not_charged,
-        "error": job.error_detail if phase in ("failed", "expired") else "",
+        "error": job.error_detail if phase in FAILED_PHASES else "",
     }

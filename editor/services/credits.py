@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
+from editor.errors import Refused
 from editor.models import CreditAccount, CreditEntry, EditJob
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 
-class CreditsError(Exception):
+class CreditsError(Refused):
     """A credits operation that cannot be done; the message is fit to show to a person."""
 
 

@@ -1,8 +1,9 @@
 """Commands on edits, called by views and the admin: start (and submit), retry, delete.
 
-The flow runs one way: view -> command -> (on commit) task -> step -> state writer. A command validates, writes
-through the state writer (editor/services/job_state.py) and the credits service in one transaction, and enqueues
-the first worker step on commit through editor/dispatch.py.
+The flow runs one way: view -> command -> (on commit) task -> step -> state writer. A command checks who may do
+what (ownership is checked here and nowhere else), validates, writes through the state writer
+(editor/services/job_state.py) and the credits service in one transaction, and enqueues the first worker step on
+commit through editor/dispatch.py. Every refusal is an `editor.errors.Refused` with a message fit to show.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from editor.dispatch import enqueue
+from editor.errors import Refused
 from editor.models import Clothing, CreditAccount, EditJob, Photo
-from editor.services.credits import InsufficientCredits, credits_charge_for_job
+from editor.services.credits import credits_charge_for_job
 from editor.services.job_files import delete_files
 from editor.services.job_state import edit_job_create, edit_job_remove_finished
 from editor.services.photos import (
@@ -33,14 +35,22 @@ log = logging.getLogger(__name__)
 
 State = EditJob.State
 PROMPT_MIN, PROMPT_MAX = 3, 500
+# Someone else's photo or edit looks exactly like a missing one.
+NOT_FOUND = "That photo or edit was not found."
 
 
-class EditJobRefused(Exception):
+class EditJobRefused(Refused):
     """The edit cannot be started or changed; the message is fit to show to the person."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+def normalise_prompt(prompt: str | None) -> str:
+    """The one normalisation of a prompt: whitespace runs collapse to one space."""
+    return " ".join((prompt or "").split())
+
+
+def _require_owner(user: AbstractBaseUser, *objects: Photo | EditJob | None) -> None:
+    if any(obj is not None and obj.owner_id != user.pk for obj in objects):
+        raise EditJobRefused(NOT_FOUND)
 
 
 def edit_start(
@@ -53,8 +63,9 @@ def edit_start(
     photo: Photo | None = None,
     source_job: EditJob | None = None,
 ) -> EditJob:
-    """Make (or reuse) the input photo and submit the edit. Raises PhotoRejected or EditJobRefused;
-    a photo made here is deleted again when the submit is refused, so a refusal stores nothing."""
+    """Make (or reuse) the input photo and submit the edit. Raises Refused; a photo made here is deleted again
+    when the submit is refused, so a refusal stores nothing."""
+    _require_owner(user, photo, source_job)
     created = False
     if photo is None:
         if source_job is not None:
@@ -64,10 +75,8 @@ def edit_start(
         else:
             raise PhotoRejected("Please choose a photo.")
         created = True
-    elif photo.owner_id != user.pk:
-        raise PhotoRejected("That photo was not found.")
     try:
-        return edit_job_submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job)
+        return _submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job)
     except Exception:
         if created:
             photo_delete(photo=photo)
@@ -82,21 +91,32 @@ def edit_job_submit(
     clothing: str,
     source_job: EditJob | None = None,
 ) -> EditJob:
+    """Submit an edit of a stored photo (see `_submit`); refused when the photo or source edit is not the user's."""
+    _require_owner(user, photo, source_job)
+    return _submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job)
+
+
+def _submit(
+    *,
+    user: AbstractBaseUser,
+    photo: Photo,
+    prompt: str,
+    clothing: str,
+    source_job: EditJob | None,
+    retry_of: EditJob | None = None,
+) -> EditJob:
     """Validate, reserve the credits and create the job in one transaction; the submit task is queued on commit.
 
     Raises EditJobRefused (with a message for the person) for bad input, short credits or too many edits running.
+    The caller has checked ownership.
     """
-    prompt = " ".join((prompt or "").split())
+    prompt = normalise_prompt(prompt)
     if len(prompt) < PROMPT_MIN:
-        raise EditJobRefused(f"Describe the clothing in at least {PROMPT_MIN} characters.")
+        raise EditJobRefused(f"Describe the clothing in at least {PROMPT_MIN} characters.", field="prompt")
     if len(prompt) > PROMPT_MAX:
-        raise EditJobRefused(f"Keep the description under {PROMPT_MAX} characters.")
+        raise EditJobRefused(f"Keep the description under {PROMPT_MAX} characters.", field="prompt")
     if clothing not in Clothing.values:
-        raise EditJobRefused("Choose topwear or bottomwear.")
-    if photo.owner_id != user.pk:
-        raise EditJobRefused("That photo does not belong to you.")
-    if source_job is not None and source_job.owner_id != user.pk:
-        raise EditJobRefused("That edit does not belong to you.")
+        raise EditJobRefused("Choose topwear or bottomwear.", field="clothing")
     cost = settings.EDIT_COST_CREDITS
     limit = settings.MAX_JOBS_IN_FLIGHT_PER_USER
     with transaction.atomic():
@@ -112,33 +132,59 @@ def edit_job_submit(
         if account.balance < cost:
             raise EditJobRefused(f"Not enough credits: an edit costs {cost} and your balance is {account.balance}.")
         job = edit_job_create(
-            owner_id=user.pk, photo=photo, prompt=prompt, clothing=clothing, cost=cost, source_job=source_job
+            owner_id=user.pk,
+            photo=photo,
+            prompt=prompt,
+            clothing=clothing,
+            cost=cost,
+            source_job=source_job,
+            retry_of=retry_of,
         )
-        try:
-            credits_charge_for_job(job=job)
-        except InsufficientCredits as exc:  # pragma: no cover - the locked check above makes this unreachable
-            raise EditJobRefused(str(exc)) from exc
+        # InsufficientCredits is a Refused too; the locked check above makes it unreachable here.
+        credits_charge_for_job(job=job)
         job_id = str(job.id)
         transaction.on_commit(lambda: enqueue("submit", job_id))
     return job
 
 
 def edit_job_retry(*, job: EditJob, staff_user: AbstractBaseUser) -> EditJob:
-    """Staff: run a FAILED or EXPIRED edit again as a new job, charged normally."""
+    """Staff: run a FAILED or EXPIRED edit again as a new job, charged normally. At most once per failed edit."""
     if not getattr(staff_user, "is_staff", False):
         raise EditJobRefused("Only staff can retry edits.")
-    if job.state not in (State.FAILED, State.EXPIRED):
-        raise EditJobRefused("Only failed or expired edits can be retried.")
-    log.info("staff user %s retries job %s", staff_user.pk, job.id)
-    return edit_job_submit(user=job.owner, photo=job.photo, prompt=job.prompt, clothing=job.clothing, source_job=job)
+    with transaction.atomic():
+        # Lock the failed job's row: concurrent retries of it queue here, and each after the first sees the retry.
+        source = (
+            EditJob.objects.select_for_update(of=("self",))
+            .select_related("owner", "photo")
+            .filter(pk=job.pk)
+            .first()
+        )
+        if source is None:
+            raise EditJobRefused(NOT_FOUND)
+        if source.state not in (State.FAILED, State.EXPIRED):
+            raise EditJobRefused("Only failed or expired edits can be retried.")
+        if EditJob.objects.filter(retry_of=source).exists():
+            raise EditJobRefused("This edit was already retried.")
+        log.info("staff user %s retries job %s", staff_user.pk, source.id)
+        try:
+            with transaction.atomic():
+                return _submit(
+                    user=source.owner,
+                    photo=source.photo,
+                    prompt=source.prompt,
+                    clothing=source.clothing,
+                    source_job=source,
+                    retry_of=source,
+                )
+        except IntegrityError as exc:  # the one-to-one link: where row locks are not enforced (SQLite)
+            raise EditJobRefused("This edit was already retried.") from exc
 
 
 def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:
     """Delete a finished edit and its files; the photo too when no other edit uses it.
 
-    Another user's job raises EditJob.DoesNotExist (views answer 404, never "forbidden")."""
-    if job.owner_id != user.pk:
-        raise EditJob.DoesNotExist("No such edit.")
+    Another user's job is refused as not found (views answer 404 before this, never "forbidden")."""
+    _require_owner(user, job)
     with transaction.atomic():
         locked = EditJob.objects.select_for_update().filter(pk=job.pk, owner_id=user.pk).first()
         if locked is None:

@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from editor.models import EditJob, Photo
+from editor.progress import ProviderStatus
 from editor.services.credits import credits_refund_for_job
 from editor.services.job_files import delete_partial_result_files
 
@@ -31,7 +32,14 @@ State = EditJob.State
 
 
 def edit_job_create(
-    *, owner_id: Any, photo: Photo, prompt: str, clothing: str, cost: int, source_job: EditJob | None
+    *,
+    owner_id: Any,
+    photo: Photo,
+    prompt: str,
+    clothing: str,
+    cost: int,
+    source_job: EditJob | None,
+    retry_of: EditJob | None = None,
 ) -> EditJob:
     return EditJob.objects.create(
         owner_id=owner_id,
@@ -40,6 +48,7 @@ def edit_job_create(
         clothing=clothing,
         cost_credits=cost,
         source_job=source_job,
+        retry_of=retry_of,
         # Due now: if the queued message is lost, the sweeper submits it after the grace period.
         next_poll_at=timezone.now(),
     )
@@ -101,7 +110,7 @@ def edit_job_mark_submitted(
         request_id=request_id,
         status_url=status_url,
         response_url=response_url,
-        provider_status="QUEUED",
+        provider_status=ProviderStatus.QUEUED,
         submitted_at=now,
         next_poll_at=now + timedelta(seconds=first_poll_in),
         poll_errors=0,
@@ -123,9 +132,9 @@ def edit_job_record_progress(
     if polled:
         fields["poll_count"] = F("poll_count") + 1
         fields["last_polled_at"] = now
-    if provider_status == "PROCESSING":
+    if provider_status == ProviderStatus.PROCESSING:
         fields["processing_at"] = Coalesce(F("processing_at"), now)
-    if provider_status == "COMPLETED":
+    if provider_status == ProviderStatus.COMPLETED:
         fields["provider_completed_at"] = Coalesce(F("provider_completed_at"), now)
         fields["processing_at"] = Coalesce(F("processing_at"), now)
     return _transition(job_id=job_id, from_states=(State.SUBMITTED,), **fields)
@@ -149,7 +158,7 @@ def edit_job_mark_succeeded(
         result_thumbnail=thumbnail_name,
         provider_metrics=metrics,
         inference_time=inference_time,
-        provider_status="COMPLETED",
+        provider_status=ProviderStatus.COMPLETED,
         provider_completed_at=Coalesce(F("provider_completed_at"), timezone.now()),
     )
 

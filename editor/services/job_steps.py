@@ -22,6 +22,7 @@ from editor.integrations import fashion_ai
 from editor.integrations.fashion_ai import Outcome, ProviderAnswer
 from editor.models import EditJob, OperatorAlert, ProviderError
 from editor.polling import PollPolicy, backoff_delay, next_poll_delay
+from editor.progress import ProviderStatus
 from editor.provider_time import expected_provider_seconds, poll_policy
 from editor.services.job_files import (
     delete_files,
@@ -127,7 +128,7 @@ def edit_job_run_poll(*, job_id: str) -> NextStep:
     job = EditJob.objects.filter(pk=job_id).first()
     if job is None or job.state != State.SUBMITTED:
         return DONE
-    if job.provider_status == "COMPLETED":
+    if job.provider_status == ProviderStatus.COMPLETED:
         return edit_job_run_finish(job_id=job_id)
     if _past(job.submitted_at, settings.FASHION_AI_JOB_DEADLINE_SECONDS, now):
         edit_job_mark_expired(job_id=job.pk, error_detail="The provider did not finish the edit in time.")
@@ -138,8 +139,8 @@ def edit_job_run_poll(*, job_id: str) -> NextStep:
     policy = poll_policy()
     if answer.ok:
         provider_status = str(answer.body.get("status"))
-        if provider_status == "COMPLETED":
-            edit_job_record_progress(job_id=job.pk, provider_status="COMPLETED", next_poll_in=0.0)
+        if provider_status == ProviderStatus.COMPLETED:
+            edit_job_record_progress(job_id=job.pk, provider_status=ProviderStatus.COMPLETED, next_poll_in=0.0)
             return edit_job_run_finish(job_id=job_id)
         age = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
         delay = next_poll_delay(age=age, expected=expected_provider_seconds(), policy=policy)
@@ -168,7 +169,7 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
     job = EditJob.objects.filter(pk=job_id).first()
     if job is None or job.state != State.SUBMITTED:
         return DONE
-    if job.provider_status != "COMPLETED":
+    if job.provider_status != ProviderStatus.COMPLETED:
         return NextStep("poll", 0.0)
     if _past(job.provider_completed_at, settings.FASHION_AI_RETENTION_SECONDS, now):
         edit_job_mark_expired(job_id=job.pk, error_detail="The result was not saved before the provider deleted it.")
@@ -184,7 +185,7 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
         _fail_for(answer, job_id=job.pk, call="result")
         return DONE
     output = answer.body.get("output")
-    if answer.body.get("status") != "COMPLETED" or not isinstance(output, str):
+    if answer.body.get("status") != ProviderStatus.COMPLETED or not isinstance(output, str):
         edit_job_mark_failed(
             job_id=job.pk, error_code="provider_bad_output", error_detail="The provider returned no image."
         )
@@ -232,7 +233,7 @@ def _retry_finish(job: EditJob, retry_after: float | None, policy: PollPolicy) -
     errors = job.poll_errors + 1
     delay = backoff_delay(errors=errors, policy=policy, retry_after=retry_after)
     edit_job_record_progress(
-        job_id=job.pk, provider_status="COMPLETED", next_poll_in=delay, errors=errors, polled=False
+        job_id=job.pk, provider_status=ProviderStatus.COMPLETED, next_poll_in=delay, errors=errors, polled=False
     )
     return NextStep("finish", delay)
 
@@ -252,12 +253,12 @@ def edit_jobs_sweep() -> list[tuple[str, NextStep]]:
     for pk in stale_created.values_list("pk", flat=True)[:1000]:
         edit_job_mark_expired(job_id=pk, error_detail="The provider could not be reached in time.")
     stale_running = EditJob.objects.filter(state=State.SUBMITTED, submitted_at__lt=deadline).exclude(
-        provider_status="COMPLETED"
+        provider_status=ProviderStatus.COMPLETED
     )
     for pk in stale_running.values_list("pk", flat=True)[:1000]:
         edit_job_mark_expired(job_id=pk, error_detail="The provider did not finish the edit in time.")
     unsaved = EditJob.objects.filter(
-        state=State.SUBMITTED, provider_status="COMPLETED", provider_completed_at__lt=retention
+        state=State.SUBMITTED, provider_status=ProviderStatus.COMPLETED, provider_completed_at__lt=retention
     )
     for pk in unsaved.values_list("pk", flat=True)[:1000]:
         edit_job_mark_expired(job_id=pk, error_detail="The result was not saved before the provider deleted it.")
@@ -273,7 +274,7 @@ def edit_jobs_sweep() -> list[tuple[str, NextStep]]:
     for pk, state, provider_status in overdue:
         if state == State.CREATED:
             steps.append((str(pk), NextStep("submit")))
-        elif provider_status == "COMPLETED":
+        elif provider_status == ProviderStatus.COMPLETED:
             steps.append((str(pk), NextStep("finish")))
         else:
             steps.append((str(pk), NextStep("poll")))

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from editor.errors import Refused
 from editor.models import EditJob, Photo
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ DIRECT_UPLOAD_PREFIX = "incoming"
 _DIRECT_KEY_RE = re.compile(rf"^{DIRECT_UPLOAD_PREFIX}/(?P<user>\d+)/[0-9a-f]{{32}}$")
 
 
-class PhotoRejected(Exception):
+class PhotoRejected(Refused):
     """An upload we refuse; the message is written for the person who uploaded it."""
+
+    field = "image"
 
 
 @dataclass(frozen=True)
@@ -230,9 +233,9 @@ def photo_create_from_upload(
 
 
 def photo_create_from_job_result(*, user: AbstractBaseUser, job: EditJob) -> Photo:
-    """A new photo from a finished edit's result, so the next edit can change the other region."""
-    if job.owner_id != user.pk:
-        raise PhotoRejected("This edit is not yours.")
+    """A new photo from a finished edit's result, so the next edit can change the other region.
+
+    The caller (editor/services/edit_commands.py) has checked the job is the user's."""
     if job.state != EditJob.State.SUCCEEDED or not job.result_image:
         raise PhotoRejected("Only a finished edit can be edited again.")
     with job.result_image.open("rb") as handle:

@@ -9,13 +9,13 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from editor.errors import Refused
 from editor.forms import PROMPT_EXAMPLES, EditForm, crop_from
 from editor.models import Clothing
 from editor.selectors.credits import credits_balance
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
-from editor.services.edit_commands import EditJobRefused, edit_start
+from editor.services.edit_commands import edit_start
 from editor.services.photos import (
-    PhotoRejected,
     direct_upload_enabled,
     photo_direct_upload_finish,
     photo_direct_upload_start,
@@ -40,10 +40,8 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
                     photo=form.photo_obj,
                     source_job=form.source_job_obj,
                 )
-            except PhotoRejected as exc:
-                form.add_error("image", str(exc))
-            except EditJobRefused as exc:
-                form.add_error(None, str(exc))
+            except Refused as exc:
+                form.add_error(exc.field, exc.message)
             else:
                 return redirect("editor:job_detail", pk=job.pk)
         status = 400
@@ -87,8 +85,8 @@ def upload_start(request: AuthedRequest) -> JsonResponse:
     """Hand the browser a presigned POST so a large photo goes straight to S3."""
     try:
         return JsonResponse(photo_direct_upload_start(user=request.user))
-    except PhotoRejected as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+    except Refused as exc:
+        return JsonResponse({"error": exc.message}, status=400)
 
 
 @login_required
@@ -102,6 +100,6 @@ def upload_finish(request: AuthedRequest) -> JsonResponse:
             original_name=request.POST.get("name", "")[:255],
             crop=crop_from(request.POST),
         )
-    except PhotoRejected as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+    except Refused as exc:
+        return JsonResponse({"error": exc.message}, status=400)
     return JsonResponse({"photo": str(photo.pk), "url": photo_image_url(photo=photo)})

@@ -27,11 +27,15 @@ def gallery(request: AuthedRequest) -> HttpResponse:
         per_page = int(request.GET.get("per_page", GALLERY_PAGE_SIZE))
     except ValueError:
         per_page = GALLERY_PAGE_SIZE
-    page = gallery_page(user=request.user, filters=filters, page_number=request.GET.get("page"), per_page=per_page)
+    gallery_ = gallery_page(
+        user=request.user, filters=filters, page_number=request.GET.get("page"), per_page=per_page
+    )
+    page = gallery_.page
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "editor/gallery.html", {
         "page": page,
+        "tiles": gallery_.tiles,
         "filters": filters,
         "filter_form": GalleryFilterForm(initial={"q": filters.q, "status": filters.status,
                                                   "clothing": filters.clothing}),

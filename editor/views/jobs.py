@@ -9,20 +9,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from editor.errors import Refused
 from editor.models import Clothing, EditJob
+from editor.progress import FAILED_PHASES, PHASE_LABELS, RUNNING_PHASES, bar_constants
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
-from editor.selectors.jobs import RUNNING_PHASES, edit_job_phase_for_owner, edit_job_progress
-from editor.services.edit_commands import EditJobRefused, edit_job_delete
+from editor.selectors.jobs import edit_job_phase_for_owner, edit_job_progress
+from editor.services.edit_commands import edit_job_delete
 from editor.types import AuthedRequest
-
-PHASE_LABELS = {
-    "queued": "Waiting in the queue",
-    "processing": "Editing your photo",
-    "saving": "Saving the result",
-    "done": "Done",
-    "failed": "The edit failed",
-    "expired": "The edit timed out",
-}
 
 
 def owned_job_or_404(request: AuthedRequest, pk: Any) -> EditJob:
@@ -50,12 +43,12 @@ def _panel_context(job: EditJob) -> dict[str, Any]:
         "job": job,
         "progress": progress,
         "phase": phase,
-        "phase_label": PHASE_LABELS.get(phase, phase.title()),
+        "phase_label": PHASE_LABELS[phase],
         "percent": max(0, min(100, round(float(progress.get("fraction") or 0) * 100))),
         "running": phase in RUNNING_PHASES,
         "before_url": photo_image_url(photo=job.photo),
         "after_url": job_result_url(job=job) if job.result_image else "",
-        "failure": _failure(job) if phase in ("failed", "expired") else ("", ""),
+        "failure": _failure(job) if phase in FAILED_PHASES else ("", ""),
         "refunded": refunded,
         "other_clothing": Clothing.BOTTOMWEAR if job.clothing == Clothing.TOPWEAR else Clothing.TOPWEAR,
     }
@@ -65,7 +58,7 @@ def _panel_context(job: EditJob) -> dict[str, Any]:
 @require_GET
 def job_detail(request: AuthedRequest, pk: Any) -> HttpResponse:
     job = owned_job_or_404(request, pk)
-    return render(request, "editor/job_detail.html", _panel_context(job))
+    return render(request, "editor/job_detail.html", {**_panel_context(job), "bar": bar_constants()})
 
 
 @login_required
@@ -96,8 +89,8 @@ def job_delete(request: AuthedRequest, pk: Any) -> HttpResponse:
     job = owned_job_or_404(request, pk)
     try:
         edit_job_delete(user=request.user, job=job)
-    except EditJobRefused as exc:
-        messages.error(request, str(exc))
+    except Refused as exc:
+        messages.error(request, exc.message)
         return redirect("editor:job_detail", pk=job.pk)
     messages.success(request, "The edit and its files were deleted.")
     return redirect("editor:gallery")

@@ -24,7 +24,9 @@
 
   // While the phase is unchanged the poll answers 204 and the panel stays as rendered, so the clock and the
   // estimated progress move here, from the seconds the server measured when it rendered the panel (no clock skew).
-  // The estimate is editor/selectors/jobs.py edit_job_progress's: 5% + 90% of running time / expected, at most 95%.
+  // The estimate is edit_job_progress's; its constants come from editor/progress.py through the page (#job-bar).
+  var barData = document.getElementById("job-bar");
+  var estimate = barData ? JSON.parse(barData.textContent) : null;
   var panelShownAt = performance.now();
   document.addEventListener("htmx:afterSwap", function () { panelShownAt = performance.now(); });
   window.setInterval(function () {
@@ -35,9 +37,9 @@
     if (clock) clock.textContent = String(Math.round(parseFloat(panel.dataset.elapsed) + since));
     var bar = panel.querySelector("progress");
     var expected = parseFloat(panel.dataset.expected);
-    if (bar && panel.dataset.estimating !== undefined && expected > 0) {
+    if (bar && estimate && panel.dataset.estimating !== undefined && expected > 0) {
       var running = parseFloat(panel.dataset.runningFor) + since;
-      var percent = Math.round(100 * Math.min(0.95, 0.05 + 0.9 * running / expected));
+      var percent = Math.round(100 * Math.min(estimate.cap, estimate.start + estimate.span * running / expected));
       bar.value = percent;
       bar.textContent = percent + "%";
     }

@@ -62,7 +62,7 @@ def test_submit_refuses_another_users_photo_short_credits_and_too_many_in_flight
 ) -> None:
     owner, other = funded_user(3), funded_user(0)
     photo = make_photo(owner)
-    with pytest.raises(EditJobRefused, match="does not belong"):
+    with pytest.raises(EditJobRefused, match="was not found"):
         edit_job_submit(user=other, photo=photo, prompt="a red shirt", clothing="topwear")
     with pytest.raises(EditJobRefused, match="Not enough credits"):
         edit_job_submit(user=other, photo=make_photo(other), prompt="a red shirt", clothing="topwear")
@@ -217,7 +217,7 @@ def test_delete_removes_files_only_for_the_owner_and_never_while_running(
     job.refresh_from_db()
     names = [job.result_image.name, job.result_thumbnail.name, job.photo.image.name]
     assert all(default_storage.exists(n) for n in names)
-    with pytest.raises(EditJob.DoesNotExist):
+    with pytest.raises(EditJobRefused, match="was not found"):
         edit_job_delete(user=stranger, job=job)
     assert EditJob.objects.filter(pk=job.pk).exists()
     edit_job_delete(user=owner, job=job)
