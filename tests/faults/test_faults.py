@@ -130,15 +130,18 @@ def test_provider_slow_status_calls(celery_worker_factory: Any, funded_user: Any
 
 def test_provider_slower_than_our_timeout_until_the_deadline(celery_worker_factory: Any, funded_user: Any,
                                                              make_photo: Any) -> None:
-    # Status calls hang longer than the 5 s timeout: the job can't be seen done. At its deadline it expires with
-    # exactly one refund, and no late answer moves it again.
-    with run_fashionai(delay=0.2, extra_args=["--status-delay", "8"]) as fai:
-        worker = celery_worker_factory(fashionai=fai, env={"FASHION_AI_JOB_DEADLINE_SECONDS": "8"})
+    # Status calls hang 3 s, longer than the worker's 2 s timeout: the job can't be seen done. At its 4 s deadline
+    # it expires with exactly one refund, and no late answer moves it again. (Scaled down: the defaults are 30 s
+    # and 30 min; what matters is status delay > timeout, and a deadline that leaves room for one timed-out poll.)
+    with run_fashionai(delay=0.2, extra_args=["--status-delay", "3"]) as fai:
+        worker = celery_worker_factory(
+            fashionai=fai, env={"FASHION_AI_TIMEOUT_SECONDS": "2", "FASHION_AI_JOB_DEADLINE_SECONDS": "4"}
+        )
         users = [funded_user(2)]
         photos = {u.pk: make_photo(u) for u in users}
         ids = submit(users, photos, 2)
         done = wait_final(ids, timeout=60, worker=worker)
-        time.sleep(3)  # late answers arrive now
+        time.sleep(3)  # late answers (3 s after the last poll) arrive now
     assert [j.state for j in done] == ["expired"] * 2
     assert states(ids) == ["expired"] * 2
     assert ProviderError.objects.filter(job_id__in=ids, kind="network").exists()
@@ -208,23 +211,22 @@ def test_worker_sigkilled_repeatedly(celery_worker_factory: Any, funded_user: An
 
 
 def test_s3_failing_between_result_and_thumbnail_leaves_no_orphan(celery_worker_factory: Any, funded_user: Any,
-                                                                   make_photo: Any) -> None:
+                                                                   make_photo: Any, fashionai_service: Any) -> None:
     """The result image is stored, then S3 fails before the thumbnail (the same window as a worker killed between
     storing a result and recording it). The retry must not leave the first copy behind in the bucket."""
     s3 = urlsplit(os.environ["AWS_S3_ENDPOINT_URL"])
     proxy = TcpProxy(s3.port or 80)
     try:
-        with run_fashionai(delay=0.5, retention=300) as fai:
-            worker = celery_worker_factory(fashionai=fai, env={"AWS_S3_ENDPOINT_URL": proxy.start().url()})
-            users = [funded_user(1)]
-            photos = {u.pk: make_photo(u) for u in users}
-            ids = submit(users, photos, 1)
-            wait_until(lambda: in_flight(ids), timeout=20, what="job submitted", worker=worker)
-            proxy.cut_on_request(b"PUT ", nth=2)  # the result's PUT goes through, the thumbnail's is cut
-            wait_until(lambda: proxy.tripped, timeout=20, what="the thumbnail upload", worker=worker)
-            time.sleep(1)
-            proxy.restore()
-            done = wait_final(ids, timeout=40, worker=worker)
+        worker = celery_worker_factory(fashionai=fashionai_service, env={"AWS_S3_ENDPOINT_URL": proxy.start().url()})
+        users = [funded_user(1)]
+        photos = {u.pk: make_photo(u) for u in users}
+        ids = submit(users, photos, 1)
+        wait_until(lambda: in_flight(ids), timeout=20, what="job submitted", worker=worker)
+        proxy.cut_on_request(b"PUT ", nth=2)  # the result's PUT goes through, the thumbnail's is cut
+        wait_until(lambda: proxy.tripped, timeout=20, what="the thumbnail upload", worker=worker)
+        time.sleep(1)
+        proxy.restore()
+        done = wait_final(ids, timeout=40, worker=worker)
     finally:
         proxy.cut()
     assert [j.state for j in done] == ["succeeded"]
