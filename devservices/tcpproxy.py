@@ -48,6 +48,14 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        self._reset_live()
+
+    def retarget(self, target_port: int) -> None:
+        """Send new connections to another service on this host; open ones (to the old one) are reset."""
+        self.target = (self.target[0], target_port)
+        self._reset_live()
+
+    def _reset_live(self) -> None:
         with self._lock:
             live, self._live = self._live, set()
         for sock in live:

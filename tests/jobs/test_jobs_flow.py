@@ -26,11 +26,11 @@ def balance(user: Any) -> int:
 
 
 def test_job_succeeds_and_result_outlives_provider_retention(
-    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+    shared_worker: Any, funded_user: Any, make_photo: Any
 ) -> None:
     # The provider forgets everything 1 s after a job finishes.
     with run_fashionai(delay=0.5, retention=1.0) as fai:
-        worker = celery_worker_factory(fashionai=fai)
+        worker = shared_worker.serve(fai)
         user = funded_user(3)
         photo = make_photo(user)
         job = edit_job_submit(user=user, photo=photo, prompt="  a person wearing a red shirt ", clothing="topwear")
@@ -39,7 +39,7 @@ def test_job_succeeds_and_result_outlives_provider_retention(
         assert balance(user) == 2  # reserved at submit
         (job,) = wait_for_jobs([job.pk], worker=worker)
         assert job.state == EditJob.State.SUCCEEDED, job.error_detail
-        assert job.request_id and job.status_url.startswith(fai.root_url)
+        assert job.request_id and job.status_url.startswith(shared_worker.root_url)  # where the worker sent it
         assert job.submitted_at and job.provider_completed_at and job.finished_at
         assert job.submitted_at <= job.provider_completed_at <= job.finished_at
         assert 1 <= job.poll_count <= 12
@@ -69,10 +69,10 @@ def test_job_succeeds_and_result_outlives_provider_retention(
 
 
 def test_provider_failed_job_ends_failed_with_one_refund(
-    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+    shared_worker: Any, funded_user: Any, make_photo: Any
 ) -> None:
     with run_fashionai(delay=0.2, fail_rate=1.0) as fai:
-        worker = celery_worker_factory(fashionai=fai)
+        worker = shared_worker.serve(fai)
         user = funded_user(2)
         job = edit_job_submit(user=user, photo=make_photo(user), prompt="blue jeans", clothing="bottomwear")
         (job,) = wait_for_jobs([job.pk], worker=worker)
@@ -85,19 +85,19 @@ def test_provider_failed_job_ends_failed_with_one_refund(
 
 
 def test_request_the_provider_forgot_ends_expired_with_one_refund(
-    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+    shared_worker: Any, funded_user: Any, make_photo: Any
 ) -> None:
     user = funded_user(2)
     with run_fashionai(delay=60) as fai:
-        port = fai.port
-        worker = celery_worker_factory(fashionai=fai)
+        worker = shared_worker.serve(fai)
         job = edit_job_submit(user=user, photo=make_photo(user), prompt="a green shirt", clothing="topwear")
         deadline = time.monotonic() + 20
         while EditJob.objects.get(pk=job.pk).poll_count < 1:
             assert time.monotonic() < deadline, worker.log()[-3000:]
             time.sleep(0.1)
-    # A fresh provider on the same address knows nothing of the request: 404.
-    with run_fashionai(port=port):
+    # A fresh provider at the same address (the worker's) knows nothing of the request: 404.
+    with run_fashionai() as fresh:
+        shared_worker.serve(fresh)
         (job,) = wait_for_jobs([job.pk], worker=worker, timeout=20)
     assert job.state == EditJob.State.EXPIRED
     assert CreditEntry.objects.filter(job=job, kind=CreditEntry.Kind.REFUND).count() == 1
@@ -105,10 +105,10 @@ def test_request_the_provider_forgot_ends_expired_with_one_refund(
     assert ProviderError.objects.filter(job=job, kind="404").exists()
 
 
-def test_error_storm_slows_jobs_but_loses_none(celery_worker_factory: Any, funded_user: Any, make_photo: Any) -> None:
+def test_error_storm_slows_jobs_but_loses_none(shared_worker: Any, funded_user: Any, make_photo: Any) -> None:
     # Half of all API calls answer 429 (with Retry-After), 500 or 502.
     with run_fashionai(delay=0.3, error_rate=0.5, extra_args=["--seed", "7"]) as fai:
-        worker = celery_worker_factory(fashionai=fai)
+        worker = shared_worker.serve(fai)
         user = funded_user(5)
         photo = make_photo(user)
         jobs = [
@@ -124,13 +124,9 @@ def test_error_storm_slows_jobs_but_loses_none(celery_worker_factory: Any, funde
 
 
 def test_provider_down_at_submit_keeps_the_job_and_the_credits(
-    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+    shared_worker: Any, funded_user: Any, make_photo: Any
 ) -> None:
-    from devservices.net import free_port
-
-    port = free_port()  # nothing listens here yet: every submit is a refused connection (never sent)
-    down = type("Down", (), {"base_url": f"http://127.0.0.1:{port}/v1", "api_key": "test-key"})()
-    worker = celery_worker_factory(fashionai=down)
+    worker = shared_worker.serve(None)  # nothing listens yet: every submit is a refused connection (never sent)
     user = funded_user(2)
     photo = make_photo(user)
     jobs = [edit_job_submit(user=user, photo=photo, prompt="a black shirt", clothing="topwear") for _ in range(2)]
@@ -141,7 +137,8 @@ def test_provider_down_at_submit_keeps_the_job_and_the_credits(
     assert set(EditJob.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True)) == {"created"}
     assert ProviderError.objects.filter(kind="network", job__in=jobs).exists()
     assert balance(user) == 0  # still reserved, nothing refunded, nothing lost
-    with run_fashionai(port=port, delay=0.2):
+    with run_fashionai(delay=0.2) as fai:
+        shared_worker.serve(fai)
         done = wait_for_jobs([j.pk for j in jobs], worker=worker, timeout=30)
     assert [j.state for j in done] == [EditJob.State.SUCCEEDED] * 2
     assert balance(user) == 0 == credits_ledger_sum(user_id=user.pk)
@@ -149,12 +146,12 @@ def test_provider_down_at_submit_keeps_the_job_and_the_credits(
 
 
 def test_provider_out_of_credits_fails_with_refund_and_alerts_operators(
-    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+    shared_worker: Any, funded_user: Any, make_photo: Any
 ) -> None:
     from editor.models import OperatorAlert
 
-    with run_fashionai(api_keys="broke-key:0") as fai:  # our provider account has no credits: 406
-        worker = celery_worker_factory(fashionai=fai)
+    with run_fashionai(api_keys="test-key:0") as fai:  # our provider account has no credits: 406
+        worker = shared_worker.serve(fai)
         user = funded_user(1)
         job = edit_job_submit(user=user, photo=make_photo(user), prompt="a red skirt", clothing="bottomwear")
         (job,) = wait_for_jobs([job.pk], worker=worker)
@@ -167,8 +164,9 @@ def test_provider_out_of_credits_fails_with_refund_and_alerts_operators(
 def test_worker_killed_mid_polling_then_a_new_worker_finishes_every_job(
     celery_worker_factory: Any, funded_user: Any, make_photo: Any, settings: Any
 ) -> None:
-    with run_fashionai(delay=3) as fai:
-        worker = celery_worker_factory(fashionai=fai, env={"FASHION_AI_EXPECTED_SECONDS": "3"})
+    # The first poll comes after about 1 s, long before the provider finishes (5 s): every job is caught mid-polling.
+    with run_fashionai(delay=5) as fai:
+        worker = celery_worker_factory(fashionai=fai, env={"FASHION_AI_EXPECTED_SECONDS": "1"})
         user = funded_user(5)
         photo = make_photo(user)
         jobs = [edit_job_submit(user=user, photo=photo, prompt="a yellow top", clothing="topwear") for _ in range(5)]
@@ -178,7 +176,7 @@ def test_worker_killed_mid_polling_then_a_new_worker_finishes_every_job(
             assert time.monotonic() < deadline, worker.log()[-3000:]
             time.sleep(0.05)
         worker.kill()  # SIGKILL mid-polling: its scheduled poll messages die with it
-        time.sleep(4)  # the provider finishes meanwhile
+        time.sleep(5)  # the provider finishes meanwhile
         assert EditJob.objects.filter(pk__in=ids, state="submitted").count() == 5
         worker.start()  # a new worker (with beat): the sweeper re-enqueues the overdue polls
         done = wait_for_jobs(ids, worker=worker, timeout=40)

@@ -22,6 +22,12 @@ celery_worker_factory (function)
     when the test ends. The broker queue is purged when the factory is set up, so a previous test's messages
     never reach this test's worker.
 
+shared_worker (function; the worker process lives for the whole test module)
+    One Celery worker (default fast env, key `test-key`) for the tests of a module that only differ in the provider
+    they run against: it reaches "the provider" through a loopback TCP proxy, and `shared_worker.serve(fai)` points
+    that proxy at the service the test started (`serve(None)`: connections are refused, nothing listens). Saves a
+    worker start per test. Tests that kill the worker or need other worker settings use celery_worker_factory.
+
 make_photo (function)
     `make_photo(user)` -> a Photo row with a real 512x512 PNG (skimage's astronaut) in default storage.
 """
@@ -36,6 +42,7 @@ import pytest
 from devservices.celery_worker import CeleryWorker, database_url, worker_env
 from devservices.fashionai import FashionAIServer, run_fashionai
 from devservices.samples import astronaut_png
+from devservices.tcpproxy import TcpProxy
 
 
 def subprocess_database_url() -> str:
@@ -85,6 +92,50 @@ def celery_worker_factory(transactional_db: None) -> Iterator[Callable[..., Cele
 @pytest.fixture
 def celery_worker(celery_worker_factory: Callable[..., CeleryWorker], fashionai_service: FashionAIServer) -> Any:
     return celery_worker_factory(fashionai=fashionai_service)
+
+
+class SharedWorker:
+    """A module's worker and the proxy in front of whichever provider the current test serves."""
+
+    api_key = "test-key"
+
+    def __init__(self) -> None:
+        self.proxy = TcpProxy(1)  # retargeted by serve(); down until then
+        self.base_url = f"{self.proxy.url()}/v1"
+        self.root_url = self.proxy.url()
+        self.worker = CeleryWorker(
+            worker_env(database_url=subprocess_database_url(), fashionai=None,
+                       extra={"FASHION_AI_BASE_URL": self.base_url, "FASHION_AI_API_KEY": self.api_key}),
+            beat=True, concurrency=2,
+        )
+
+    def serve(self, fashionai: FashionAIServer | None) -> CeleryWorker:
+        """The worker's provider is now `fashionai` (its key must be `test-key`); None: connections refused."""
+        if fashionai is None:
+            self.proxy.cut()
+        else:
+            assert fashionai.api_key == self.api_key, "the shared worker calls the provider with key test-key"
+            self.proxy.retarget(fashionai.port)
+            self.proxy.restore()
+        if not self.worker.running:
+            self.worker.start()
+        return self.worker
+
+
+@pytest.fixture(scope="module")
+def _module_worker(django_db_setup: None) -> Iterator[SharedWorker]:
+    shared = SharedWorker()
+    yield shared
+    shared.worker.stop()
+    shared.proxy.cut()
+
+
+@pytest.fixture
+def shared_worker(_module_worker: SharedWorker, transactional_db: None) -> Iterator[SharedWorker]:
+    purge_broker()  # the previous test's queued messages never reach this test (its rows are gone anyway)
+    yield _module_worker
+    _module_worker.proxy.cut()
+    purge_broker()
 
 
 @pytest.fixture(scope="session")
