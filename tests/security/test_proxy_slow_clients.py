@@ -32,9 +32,11 @@ READ_BODY_TIMEOUT = "8s"
 class SlowClient:
     """POSTs a large Content-Length and sends its body a byte every half second until the server stops it.
 
-    Anonymous, with a made-up CSRF cookie: what an attacker needs to make Django wait for the body."""
+    Anonymous, with a made-up CSRF cookie: what an attacker needs to make Django wait for the body. With
+    `headers_only` it trickles a header line instead and never finishes its headers."""
 
     port: int
+    headers_only: bool = False
     sent: int = 0
     ended_at: float | None = None
     cut_off: bool = False  # the server answered or closed the connection while the body was still coming
@@ -51,6 +53,8 @@ class SlowClient:
                 f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {DECLARED_BYTES}\r\n"
                 # Any 32-character cookie: Django's CSRF check then reads the body to find the form's token.
                 f"Cookie: csrftoken={'x' * 32}\r\n\r\n")
+        if self.headers_only:
+            head = f"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nX-Slow: "
         give_up = time.monotonic() + GIVE_UP_SECONDS
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
             sock.sendall(head.encode())
@@ -97,9 +101,10 @@ def proxied_site(run_gunicorn: Any, tmp_path: Path) -> Iterator[tuple[Caddy, Any
         caddy.stop()
 
 
-def test_slow_bodies_hold_no_gunicorn_thread_and_are_cut_off(proxied_site: tuple[Caddy, Any]) -> None:
+def test_slow_clients_hold_no_gunicorn_thread_and_are_cut_off(proxied_site: tuple[Caddy, Any]) -> None:
     caddy, _server = proxied_site
     slow = [SlowClient(caddy.port).start() for _ in range(SLOW_CLIENTS)]
+    slow += [SlowClient(caddy.port, headers_only=True).start() for _ in range(2)]
     # Every slow client is in flight: headers sent and its body trickling through the proxy.
     deadline = time.monotonic() + 30
     while any(client.sent < 2 for client in slow) and time.monotonic() < deadline:
@@ -119,6 +124,6 @@ def test_slow_bodies_hold_no_gunicorn_thread_and_are_cut_off(proxied_site: tuple
 
     for client in slow:
         client.thread.join(GIVE_UP_SECONDS + 10)
-    # The proxy's read-body deadline cut every slow client off long before it could finish (or give up).
+    # The proxy's read-header and read-body deadlines cut every slow client off before it could finish or give up.
     assert all(client.cut_off for client in slow), slow
     assert all(client.sent < DECLARED_BYTES for client in slow)
