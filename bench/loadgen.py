@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,15 +49,18 @@ class Stats:
 class Connection:
     """One keep-alive connection, reopened when the server closes it."""
 
-    def __init__(self, host: str, port: int, host_header: str | None = None) -> None:
+    def __init__(self, host: str, port: int, host_header: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port = host, port
         self.host_header = host_header or f"{host}:{port}"  # a proxy routes by it
+        self.tls = tls  # HTTPS, with the Host header's name for SNI and the certificate check
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self, request: Request) -> tuple[int, dict[str, str]]:
         if self.writer is None or self.reader is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.tls,
+                server_hostname=self.host_header.rsplit(":", 1)[0] if self.tls else None)
         head = [f"{request.method} {request.path} HTTP/1.1", f"Host: {self.host_header}"]
         head += [f"{name}: {value}" for name, value in request.headers.items()]
         if request.body or request.method == "POST":
@@ -105,9 +109,10 @@ class Connection:
 async def person(
     host: str, port: int, choose: Callable[[random.Random], Request], stats: Stats, stop_at: float, seed: int,
     first: Request | None = None, timeout: float | None = None, host_header: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     rng = random.Random(seed)
-    connection = Connection(host, port, host_header)
+    connection = Connection(host, port, host_header, tls)
     await asyncio.sleep(rng.random())  # a random phase within the second
     tick = time.monotonic()
     pending = [first] if first else []
@@ -135,6 +140,7 @@ async def person(
 async def run(
     host: str, port: int, people: Sequence[tuple[Callable[[random.Random], Request], Request | None]],
     *, spawn_rate: float, duration: float, timeout: float | None = None, host_header: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Stats:
     """Start people at `spawn_rate` a second (the warm-up, not recorded), then record `duration` seconds.
 
@@ -145,7 +151,7 @@ async def run(
     tasks = []
     for n, (choose, first) in enumerate(people):
         tasks.append(asyncio.create_task(person(host, port, choose, stats, stop_at, seed=n, first=first,
-                                                timeout=timeout, host_header=host_header)))
+                                                timeout=timeout, host_header=host_header, tls=tls)))
         await asyncio.sleep(1.0 / spawn_rate)
     stats.recording = True
     await asyncio.gather(*tasks)
