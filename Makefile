@@ -7,12 +7,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup system-deps run test test-postgres test-sqlite lint bench clean
+.PHONY: help setup system-deps run test test-postgres test-sqlite lint bench images test-deploy clean
 
 help:
 	@echo "make run    set everything up and serve the site on http://127.0.0.1:8000"
 	@echo "make test   set everything up and run the whole suite (+ ruff and mypy)"
 	@echo "make bench  run the benchmarks under bench/"
+	@echo "make images       build the container images with podman (docs/deploy.md)"
+	@echo "make test-deploy  build them, run the compose stack and walk it through Caddy (docs/deploy.md)"
 
 # The virtualenv is rebuilt when any requirements file changes. mediapipe goes in without its
 # dependencies: its full tree pulls jax (~1.1 GB); what the engine needs is in fashionai/requirements.txt.
@@ -50,6 +52,15 @@ lint: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(PY) scripts/testenv.py -- $(PY) bench/run_all.py
+
+# Container images from docker/Dockerfile (and local stand-ins for the other services) with podman; layers are
+# cached outside the repository in FAI_IMAGES_DIR (/var/tmp/fai-images).
+images:
+	scripts/build-images.sh
+
+# The deployment journey (scripts/test_deploy.py): the compose stack up with podman-compose, driven through Caddy.
+test-deploy: $(STAMP) images
+	$(PY) scripts/test_deploy.py $(DEPLOY_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,9 @@ case "$role" in
       --schedule "${CELERY_BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}" "$@"
     ;;
   migrate)
+    # Compose starts this once postgres is healthy, but not every engine honours service_healthy (podman-compose
+    # on podman < 4.6 skips it with a warning), so wait for the database here as well.
+    python docker/healthcheck.py database --wait "${MIGRATE_WAIT_SECONDS:-120}"
     python manage.py migrate --noinput
     exec python manage.py check --deploy --fail-level ERROR
     ;;
