@@ -72,9 +72,10 @@ build() {  # build TAG DOCKERFILE [podman build args...]
   local tag="$1" file="$2" start=$SECONDS
   shift 2
   log "building $tag from $file"
-  # --format docker: the OCI image format has no HEALTHCHECK. pip_mounts is a list of -v arguments:
+  # OCI format (podman's default): it drops the Dockerfile's HEALTHCHECKs with a warning, but the compose file
+  # declares every check itself. pip_mounts is a list of -v arguments:
   # shellcheck disable=SC2086
-  podman build --quiet --layers --format docker $pip_mounts -f "$file" -t "$tag" "$@" . > "$FAI_IMAGES_DIR/build-${tag%%:*}.log" 2>&1 \
+  podman build --quiet --layers $pip_mounts -f "$file" -t "$tag" "$@" . > "$FAI_IMAGES_DIR/build-${tag%%:*}.log" 2>&1 \
     || { tail -30 "$FAI_IMAGES_DIR/build-${tag%%:*}.log" >&2; die "podman build $tag (log: $FAI_IMAGES_DIR/build-${tag%%:*}.log)"; }
   local size
   size="$(podman image inspect --format '{{.Size}}' "$tag")"

@@ -17,8 +17,10 @@ Any failing step ends the run with exit status 1 and the step's name. Figures (t
 image sizes, step times) are printed and written to $FAI_IMAGES_DIR/journey-last.json.
 
 What the test adds to the shipped files, and why (docker/compose.yaml and the Caddyfile are used unchanged):
-  - a compose override that gives the proxy the network aliases studio.localhost/media.localhost (the containers'
-    way to "reach the server's own public name", docs/deploy.md), mounts Caddy's root certificate into the site
+  - a compose override that publishes PostgreSQL on a loopback port (the slow-client bench seeds its 200 users
+    straight into the database, as bench/bench_slow_clients.py --target requires), gives the proxy the
+    network aliases studio.localhost/media.localhost (the containers' way to "reach the server's own public
+    name", docs/deploy.md), mounts Caddy's root certificate into the site
     containers (AWS_CA_BUNDLE: boto then trusts the bucket's internal-CA certificate, as it would trust a public
     one) and slows the engine (FASHIONAI_DELAY) so the worker can be killed while an edit is running;
   - Caddy's local CA is made by this script (openssl) and put in the caddy-data volume before the first start,
@@ -225,6 +227,8 @@ def write_project(root: Path) -> dict[str, str]:
         # Loopback ports for a host proxy; free ones, so a developer's `make run` on 8000 does not collide.
         "WEB_PORT": str(free_port()),
         "S3_PORT": str(free_port()),
+        # Not a compose variable: the override publishes PostgreSQL here for the slow-client bench's seeding.
+        "JOURNEY_POSTGRES_PORT": str(free_port()),
         "POSTGRES_IMAGE": "localhost/fai-postgres:local",
         "REDIS_IMAGE": "localhost/fai-redis:local",
         "CADDY_IMAGE": "localhost/fai-caddy:local",
@@ -238,6 +242,7 @@ def write_project(root: Path) -> dict[str, str]:
             **{name: site_extra for name in ("migrate", "web", "worker", "beat")},
             "fashionai": {"environment": {"FASHIONAI_DELAY": str(ENGINE_DELAY_SECONDS)}},
             "proxy": {"networks": {"default": {"aliases": [SITE, MEDIA]}}},
+            "postgres": {"ports": [f"127.0.0.1:{env['JOURNEY_POSTGRES_PORT']}:5432"]},
         }
     }
     (root / "docker" / "journey.override.yaml").write_text(json.dumps(override, indent=2))
@@ -499,15 +504,79 @@ class Journey:
 
     def step_slow_clients(self) -> None:
         """the slow-client attack (issue 13 item 1) through the real Caddy"""
-        check(SLOW_CLIENT_BENCH.exists(),
-              f"NOT RUN: {SLOW_CLIENT_BENCH.relative_to(REPO)} is not in this checkout yet (the proxy work of "
-              "issue 13 item 1 lands it); this step fails until it does")
-        proc = subprocess.run(
-            [sys.executable, str(SLOW_CLIENT_BENCH), "--url", ORIGIN, "--ca-file", str(self.stack.root / "ca/root.crt"),
-             "--resolve", f"{SITE}:127.0.0.1"], cwd=REPO, capture_output=True, text=True, timeout=900)
-        print(proc.stdout[-3000:], flush=True)
-        self.figures["slow_clients_output"] = proc.stdout[-3000:]
-        check(proc.returncode == 0, f"slow-client bench exited {proc.returncode}: {proc.stderr[-1500:]}")
+        check(SLOW_CLIENT_BENCH.exists(), f"NOT RUN: {SLOW_CLIENT_BENCH.relative_to(REPO)} is not in this checkout")
+        # bench/loadgen.py speaks plain HTTP only: a relay on loopback wraps each of its connections in TLS to
+        # Caddy's port 443 (SNI studio.localhost), byte for byte, so the slow bodies reach Caddy as they are sent.
+        relay = TlsRelay(self.stack.root / "ca" / "root.crt")
+        relay.start()
+        env = {**os.environ,
+               # The bench seeds its users straight into the stack's database and bucket, signing their sessions
+               # with the stack's key (the journey's override publishes PostgreSQL on loopback for this).
+               "DATABASE_URL": f"postgres://fashion:{self.env['POSTGRES_PASSWORD']}@127.0.0.1:"
+                               f"{self.env['JOURNEY_POSTGRES_PORT']}/fashion",
+               "DJANGO_SECRET_KEY": self.env["DJANGO_SECRET_KEY"],
+               "AWS_STORAGE_BUCKET_NAME": self.env["AWS_STORAGE_BUCKET_NAME"],
+               "AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.env['S3_PORT']}",
+               "AWS_S3_REGION_NAME": self.env["AWS_S3_REGION_NAME"],
+               "AWS_ACCESS_KEY_ID": self.env["AWS_ACCESS_KEY_ID"],
+               "AWS_SECRET_ACCESS_KEY": self.env["AWS_SECRET_ACCESS_KEY"]}
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(SLOW_CLIENT_BENCH), "--target", f"http://127.0.0.1:{relay.port}",
+                 "--host-header", SITE], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        finally:
+            relay.stop()
+        print(proc.stdout[-4000:], flush=True)
+        self.figures["slow_clients_output"] = proc.stdout[-4000:]
+        check(proc.returncode == 0, f"slow-client bench through Caddy exited {proc.returncode}: "
+                                    f"{(proc.stdout[-800:] + proc.stderr[-1500:])}")
+
+
+class TlsRelay:
+    """Plain TCP on 127.0.0.1:<port> -> TLS to 127.0.0.1:443 with SNI studio.localhost, one connection each."""
+
+    def __init__(self, ca_file: Path) -> None:
+        import asyncio
+        import threading
+
+        self.context = ssl.create_default_context(cafile=str(ca_file))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+        self.server: Any = None
+
+    async def _pipe(self, reader: Any, writer: Any) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                "127.0.0.1", HTTPS_PORT, ssl=self.context, server_hostname=SITE)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def start(self) -> None:
+        import asyncio
+
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024), self.loop).result(10)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 STEPS = ["up", "non_root", "outside_only", "signup", "edit", "gallery", "staff", "kill_worker",
