@@ -3,20 +3,29 @@
 Credits move only through editor.services.credits (grant/adjust/refund), each move is audited twice: the
 ledger entry carries created_by and the reason, and a LogEntry records the admin action. The ledger,
 provider errors and jobs are read-only here: history is never edited by hand.
+
+Being staff opens the admin, nothing more: every page and action checks a model permission. Moving credits
+needs `editor.grant_credits` (not "change user"); only superusers change privileges (staff and superuser
+flags, groups, permissions) or superuser accounts, and nobody changes their own privileges.
 """
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any
 
+from allauth.mfa.admin import AuthenticatorAdmin as BaseAuthenticatorAdmin
+from allauth.mfa.models import Authenticator
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -29,11 +38,20 @@ from editor.dashboard.selectors import job_timeline
 from editor.dashboard.services import operator_alert_resolve
 from editor.errors import Refused
 from editor.models import CreditEntry, EditJob, OperatorAlert, Photo, ProviderError
-from editor.services.credits import CreditsError, credits_adjust, credits_grant, credits_refund_for_job
+from editor.services.credits import (
+    AlreadyApplied,
+    credits_adjust,
+    credits_grant,
+    credits_refund_by_staff,
+)
 from editor.services.edit_commands import edit_job_retry
+from editor.services.photos import photo_delete
 
 User = get_user_model()
 CsvColumns = list[tuple[str, Callable[[Any], Any]]]
+GRANT_CREDITS_PERMISSION = "editor.grant_credits"
+# What makes an account powerful: only a superuser sets these, and never on their own account.
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 # --- Helpers ------------------------------------------------------------------------------------------
@@ -50,8 +68,9 @@ def _csv_response(filename: str, columns: CsvColumns, rows: Iterable[Any]) -> Ht
 
 
 def _csv_safe(value: Any) -> Any:
-    # A cell starting with = + - @ runs as a formula in spreadsheets: quote it (user text such as prompts).
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    # A cell starting with = + - @ runs as a formula in spreadsheets, and so does one after a leading TAB or CR
+    # (which some spreadsheets strip): quote it (user text such as prompts).
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return "" if value is None else value
 
@@ -103,10 +122,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class CreditsForm(forms.Form):
     amount = forms.IntegerField(help_text="Credits to add (a grant) or add/remove (an adjustment, may be negative).")
     reason = forms.CharField(max_length=255, help_text="Shown in the user's ledger and kept for the audit.")
+    # A one-time token made when the form is shown and stored on each ledger entry it writes: posting the same
+    # form again (a double click, the browser's resubmit) moves nothing.
+    nonce = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
+        if not self.is_bound:
+            self.initial["nonce"] = uuid.uuid4()
 
     def clean_amount(self) -> int:
         amount = self.cleaned_data["amount"]
@@ -124,6 +148,41 @@ class CreditsForm(forms.Form):
 
 
 admin.site.unregister(User)
+admin.site.unregister(Group)
+admin.site.unregister(Authenticator)
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(BaseAuthenticatorAdmin):
+    """Two-factor devices: the TOTP secret and recovery codes are never shown; a superuser may delete a lost
+    device (the owner then sets up a new one), nobody adds or edits one here."""
+
+    fields = ("user", "type", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin):
+    """Groups carry permissions: only superusers make or change them (staff could otherwise grant themselves
+    anything through a group they belong to)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
 
 
 @admin.register(User)
@@ -149,11 +208,32 @@ class UserAdmin(BaseUserAdmin):
     def usage_link(self, obj: Any) -> str:
         return format_html('<a href="{}">usage</a>', reverse("staff_user_usage", args=[obj.pk]))
 
-    @admin.action(description="Grant credits to the selected users…", permissions=["change"])
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A superuser account (its email, its password) is changed only by a superuser: a staff member who
+        # may change users would otherwise take one over by resetting its password.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str] | tuple[Any, ...]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser or (obj is not None and obj.pk == request.user.pk):
+            readonly += [name for name in PRIVILEGE_FIELDS if name not in readonly]
+        return readonly
+
+    def has_grant_credits_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(GRANT_CREDITS_PERMISSION)
+
+    @admin.action(description="Grant credits to the selected users…", permissions=["grant_credits"])
     def grant_credits(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         return self._credits_action(request, queryset, kind="grant")
 
-    @admin.action(description="Adjust credits of the selected users…", permissions=["change"])
+    @admin.action(description="Adjust credits of the selected users…", permissions=["grant_credits"])
     def adjust_credits(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         return self._credits_action(request, queryset, kind="adjust")
 
@@ -162,14 +242,17 @@ class UserAdmin(BaseUserAdmin):
         form = CreditsForm(request.POST if "apply" in request.POST else None, kind=kind)
         if "apply" in request.POST and form.is_valid():
             amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+            nonce = form.cleaned_data["nonce"]
             done = 0
             for user in queryset:
+                move = credits_grant if kind == "grant" else credits_adjust
                 try:
-                    if kind == "grant":
-                        entry = credits_grant(user=user, amount=amount, reason=reason, created_by=_staff(request))
-                    else:
-                        entry = credits_adjust(user=user, amount=amount, reason=reason, created_by=_staff(request))
-                except CreditsError as exc:
+                    entry = move(user=user, amount=amount, reason=reason, created_by=_staff(request),
+                                 idempotency_key=nonce)
+                except AlreadyApplied as exc:
+                    self.message_user(request, f"{user.email or user.username}: {exc}", messages.WARNING)
+                    continue
+                except Refused as exc:
                     self.message_user(request, f"{user.email or user.username}: {exc}", messages.ERROR)
                     continue
                 self.log_change(request, user, f"{kind} {entry.amount:+d} credits (ledger entry {entry.pk}): {reason}")
@@ -233,7 +316,7 @@ class PhotoAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "owner", "preview", "width", "height", "size_bytes", "original_name", "source_job",
                        "created_at")
     fields = readonly_fields
-    actions = [export_as_csv]
+    actions = ["delete_photos", export_as_csv]
     csv_columns: CsvColumns = [
         ("id", lambda p: p.pk),
         ("owner_email", lambda p: p.owner.email),
@@ -245,6 +328,30 @@ class PhotoAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # photos come through the site's upload checks only
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Django's delete would leave the files in the bucket: photos go only through the photo service
+        # (the action below), which also refuses a photo that an edit uses.
+        return False
+
+    def has_remove_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("editor.delete_photo")
+
+    @admin.action(description="Delete the selected photos and their files (unused photos only)",
+                  permissions=["remove"])
+    def delete_photos(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        deleted = 0
+        for photo in queryset:
+            try:
+                with transaction.atomic():  # the log entry goes with the delete, or not at all
+                    self.log_deletions(request, Photo.objects.filter(pk=photo.pk))
+                    photo_delete(photo=photo)
+            except Refused as exc:
+                self.message_user(request, f"Photo {str(photo.pk)[:8]}: {exc}", messages.ERROR)
+                continue
+            deleted += 1
+        if deleted:
+            self.message_user(request, f"Deleted {deleted} photo(s) and their files.", messages.SUCCESS)
 
     @admin.display(description="Photo")
     def short_id(self, obj: Photo) -> str:
@@ -366,13 +473,18 @@ class EditJobAdmin(admin.ModelAdmin):
             self.log_change(request, job, f"retried as job {new_job.pk}")
             self.message_user(request, f"Job {str(job.pk)[:8]} retried as {str(new_job.pk)[:8]}.", messages.SUCCESS)
 
-    @admin.action(description="Refund the selected finished jobs (once per job)", permissions=["change"])
+    def has_grant_credits_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(GRANT_CREDITS_PERMISSION)
+
+    @admin.action(description="Refund the selected failed/expired jobs (once per job)",
+                  permissions=["grant_credits"])
     def refund_jobs(self, request: HttpRequest, queryset: QuerySet[EditJob]) -> None:
         for job in queryset:
-            if not job.is_final:
-                self.message_user(request, f"Job {str(job.pk)[:8]} is still running: not refunded.", messages.ERROR)
+            try:
+                entry = credits_refund_by_staff(job=job, staff_user=_staff(request))
+            except Refused as exc:
+                self.message_user(request, f"Job {str(job.pk)[:8]}: {exc}", messages.ERROR)
                 continue
-            entry = credits_refund_for_job(job=job, reason=f"Refunded by staff ({request.user.get_username()})")
             if entry is None:
                 self.message_user(request, f"Job {str(job.pk)[:8]} was already refunded (or never charged).",
                                   messages.WARNING)

@@ -170,12 +170,22 @@ class CreditEntry(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A one-time token (the staff form's nonce, the sign-up bonus's fixed key): the same token twice for one
+    # user is refused by the constraint below, so a form posted twice moves credits once.
+    idempotency_key = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "credit entries"
+        # Moving credits by hand is its own right, apart from editing user accounts.
+        permissions = [("grant_credits", "Can grant, adjust and refund users' credits")]
         constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="credit_one_entry_per_idempotency_key",
+            ),
             # A job is charged once and refunded at most once, whatever retries or races happen.
             models.UniqueConstraint(
                 fields=["job", "kind"],

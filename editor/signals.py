@@ -3,16 +3,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.adapter import get_adapter
+from allauth.account.models import EmailAddress
+from allauth.account.signals import email_confirmed, user_signed_up
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.http import HttpRequest
 
-from editor.services.credits import credits_grant_starter
+from editor.dashboard.services import signup_record
+from editor.services.credits import credit_account_ensure, credits_grant_starter
 
 
-@receiver(post_save, sender=get_user_model(), dispatch_uid="editor_grant_starter_credits")
-def grant_starter_credits(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    # Every new account (sign-up form, admin, createsuperuser) gets its balance row and starter credits.
+@receiver(post_save, sender=get_user_model(), dispatch_uid="editor_create_credit_account")
+def create_credit_account(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    # Every new account (sign-up form, admin, createsuperuser) gets its balance row, at zero.
     if created and not raw:
-        credits_grant_starter(user=instance, amount=settings.STARTER_CREDITS)
+        credit_account_ensure(user=instance)
+
+
+@receiver(email_confirmed, dispatch_uid="editor_grant_starter_credits")
+def grant_starter_credits(sender: Any, request: HttpRequest | None, email_address: EmailAddress,
+                          **kwargs: Any) -> None:
+    # The welcome credits wait for a confirmed address: an account made with an address nobody reads gets
+    # nothing to farm. Once per account, whatever address it confirms.
+    credits_grant_starter(user=email_address.user, amount=settings.STARTER_CREDITS)
+
+
+@receiver(user_signed_up, dispatch_uid="editor_record_signup")
+def record_signup(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    # The client address as allauth's rate limits see it (behind the proxy: the address the proxy saw).
+    signup_record(user=user, ip=get_adapter().get_client_ip(request))
+    if settings.ACCOUNT_EMAIL_VERIFICATION == "none":
+        credits_grant_starter(user=user, amount=settings.STARTER_CREDITS)  # no confirmation will ever come

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.sites",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "storages",
     "editor",
     "editor.dashboard",
@@ -66,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Staff without two-factor are sent to set it up before the admin or dashboard (STAFF_MFA_REQUIRED).
+    "editor.dashboard.middleware.StaffMFARequiredMiddleware",
 ]
 
 ROOT_URLCONF = "fashionsite.urls"
@@ -132,12 +135,20 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Fashion AI Studio] "
-# Brute force: allauth counts failed logins per IP and per account in the cache.
+ACCOUNT_ADAPTER = "editor.accounts.AccountAdapter"
+# Brute force: allauth counts failed logins per IP and per account in the cache. Our adapter makes the
+# account's key "account + client IP", so failures from one address never lock the owner out elsewhere.
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key"),
-    "signup": "20/m/ip",
+    # Sign-up farming (each confirmed account gets STARTER_CREDITS): attempts per client IP.
+    "signup": env.str("SIGNUP_RATE_LIMIT", default="20/m/ip,10/d/ip"),
     "reset_password": "20/m/ip,5/m/key",
 }
+# Two-factor (allauth.mfa): TOTP authenticator apps plus one-time recovery codes; no WebAuthn (needs fido2).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Fashion AI Studio"
+# Staff must have TOTP before they reach the admin or the staff pages (on by default in production settings).
+STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", False)
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "editor:home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
@@ -223,6 +234,8 @@ MAX_JOBS_IN_FLIGHT_PER_USER = env_int("MAX_JOBS_IN_FLIGHT_PER_USER", 5, min=1)
 DASHBOARD_BACKLOG_ALERT_SECONDS = env_int("DASHBOARD_BACKLOG_ALERT_SECONDS", 600, min=1, unit="seconds")
 # Warn about submitted jobs this close to the provider's retention deadline (their results may be lost).
 DASHBOARD_RETENTION_WARNING_SECONDS = env_int("DASHBOARD_RETENTION_WARNING_SECONDS", 600, min=1, unit="seconds")
+# List a client address as suspected sign-up farming when it made this many accounts on one day.
+DASHBOARD_SIGNUP_FARMING_THRESHOLD = env_int("DASHBOARD_SIGNUP_FARMING_THRESHOLD", 5, min=1)
 
 # --- The Fashion AI provider (Segmind's protocol) ---------------------------------------------------
 SEGMIND_API_KEY = env.str("SEGMIND_API_KEY", default="")

@@ -21,6 +21,8 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Every request arrives from the proxy's address: the login rate limit must count per client (the last
 # X-Forwarded-For entry, the one the proxy appended), or one attacker locks every user out.
 ALLAUTH_TRUSTED_PROXY_COUNT = env_int("ALLAUTH_TRUSTED_PROXY_COUNT", 1, min=0, max=10)
+# Staff reach the admin and the staff pages only with TOTP two-factor set up (allauth.mfa).
+STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", True)
 # Health checks come from inside the network over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, min=0, unit="seconds")

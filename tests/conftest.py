@@ -48,7 +48,10 @@ def page(browser: Any) -> Iterator[Any]:
 def make_user(db: None) -> Any:
     """Create a user with a verified email address, ready to log in."""
     from allauth.account.models import EmailAddress
+    from django.conf import settings
     from django.contrib.auth import get_user_model
+
+    from editor.services.credits import credits_grant_starter
 
     counter = {"n": 0}
 
@@ -59,6 +62,8 @@ def make_user(db: None) -> Any:
             username=email.split("@")[0], email=email, password=password, **extra
         )
         EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+        # A confirmed address is what earns the welcome credits (editor/signals.py).
+        credits_grant_starter(user=user, amount=settings.STARTER_CREDITS)
         user.raw_password = password
         return user
 

@@ -54,6 +54,8 @@ class DailyUsage(models.Model):
         ordering = ["day"]
         verbose_name = "daily usage"
         verbose_name_plural = "daily usage"
+        # The dashboard, its CSV and the per-user usage pages: not every staff account may read them.
+        permissions = [("view_usage", "Can view the usage dashboard and its exports")]
 
     def __str__(self) -> str:
         return f"Usage on {self.day:%Y-%m-%d}"
@@ -77,3 +79,18 @@ class DailyUserUsage(models.Model):
 
     def __str__(self) -> str:
         return f"Usage of user {self.user_id} on {self.day:%Y-%m-%d}"
+
+
+class SignupRecord(models.Model):
+    """Where an account was created from (the client address allauth's rate limits also use): the dashboard
+    shows addresses with many sign-ups a day as suspected credit farming."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    ip = models.GenericIPAddressField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at", "ip"], name="signup_created_ip")]
+
+    def __str__(self) -> str:
+        return f"Sign-up of user {self.user_id} from {self.ip}"

@@ -17,8 +17,8 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from editor.dashboard.histogram import histogram_merge, histogram_quantile
-from editor.dashboard.models import DailyUsage, DailyUserUsage
-from editor.dashboard.services import DayUsage, local_today, usage_day_compute
+from editor.dashboard.models import DailyUsage, DailyUserUsage, SignupRecord
+from editor.dashboard.services import DayUsage, day_bounds, local_today, usage_day_compute
 from editor.models import CreditAccount, CreditEntry, EditJob, OperatorAlert, ProviderError
 from fashionsite.heartbeat import HeartbeatsUnavailable, worker_heartbeats
 
@@ -94,6 +94,16 @@ class DashboardAlert:
 
 
 @dataclass
+class SignupBurst:
+    """One client address that created many accounts on one day: suspected credit farming."""
+
+    day: date
+    ip: str
+    signups: int
+    confirmed: int  # of those, accounts whose welcome credits went out (a confirmed address)
+
+
+@dataclass
 class DashboardData:
     period: Period
     days: list[DailyUsage]
@@ -116,6 +126,7 @@ class DashboardData:
     provider_errors: dict[str, int]
     queue: QueueState
     alerts: list[DashboardAlert] = field(default_factory=list)
+    signup_farming: list[SignupBurst] = field(default_factory=list)
 
     @property
     def success_rate_percent(self) -> float | None:
@@ -350,7 +361,34 @@ def dashboard_data(*, period: Period, now: datetime | None = None) -> DashboardD
         provider_errors=errors,
         queue=queue,
         alerts=dashboard_alerts(queue=queue),
+        signup_farming=signup_bursts(period=period),
     )
+
+
+def signup_bursts(*, period: Period, limit: int = 20) -> list[SignupBurst]:
+    """Addresses with at least DASHBOARD_SIGNUP_FARMING_THRESHOLD sign-ups on one day of the period, most first."""
+    start, _ = day_bounds(period.start)
+    _, end = day_bounds(period.end)
+    threshold = settings.DASHBOARD_SIGNUP_FARMING_THRESHOLD
+    counts: dict[tuple[date, str], list[int]] = {}
+    rows = SignupRecord.objects.filter(created_at__gte=start, created_at__lt=end).values_list(
+        "created_at", "ip", "user_id"
+    )
+    for created_at, ip, user_id in rows:
+        counts.setdefault((timezone.localdate(created_at), ip), []).append(user_id)
+    suspects = {key: users for key, users in counts.items() if len(users) >= threshold}
+    welcomed = set(
+        CreditEntry.objects.filter(
+            user_id__in=[u for users in suspects.values() for u in users],
+            kind=CreditEntry.Kind.GRANT, created_by__isnull=True, idempotency_key__isnull=False,
+        ).values_list("user_id", flat=True)
+    )
+    bursts = [
+        SignupBurst(day=day, ip=ip, signups=len(users), confirmed=sum(1 for u in users if u in welcomed))
+        for (day, ip), users in suspects.items()
+    ]
+    bursts.sort(key=lambda b: (-b.signups, b.day, b.ip))
+    return bursts[:limit]
 
 
 # --- One user's usage (staff) ------------------------------------------------------------------

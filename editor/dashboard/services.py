@@ -15,7 +15,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from editor.dashboard.histogram import exact_quantile, histogram_of
-from editor.dashboard.models import DailyUsage, DailyUserUsage
+from editor.dashboard.models import DailyUsage, DailyUserUsage, SignupRecord
 from editor.models import CreditEntry, EditJob, OperatorAlert, ProviderError
 
 if TYPE_CHECKING:
@@ -158,3 +158,9 @@ def operator_alert_resolve(*, alert: OperatorAlert, staff_user: AbstractBaseUser
         resolved_at=timezone.now(), resolved_by=staff_user
     )
     return bool(updated)
+
+
+def signup_record(*, user: AbstractBaseUser, ip: str) -> SignupRecord:
+    """Remember where an account was created from (the dashboard's sign-up farming table)."""
+    record, _ = SignupRecord.objects.get_or_create(user_id=user.pk, defaults={"ip": ip})
+    return record

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import csv
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -16,14 +19,28 @@ from editor.dashboard.forms import PeriodForm
 from editor.dashboard.selectors import dashboard_data, usage_rows_for_export, user_usage
 from editor.models import EditJob, Photo
 
-# The image fields staff may open from the admin, per model.
+# The image fields staff may open from the admin, per model, and the permission each needs.
 STAFF_FILE_FIELDS = {
-    "photo": (Photo, ("image", "thumbnail")),
-    "job": (EditJob, ("result_image", "result_thumbnail")),
+    "photo": (Photo, ("image", "thumbnail"), "editor.view_photo"),
+    "job": (EditJob, ("result_image", "result_thumbnail"), "editor.view_editjob"),
 }
+# Being staff only opens the admin's door: each page checks its own permission (403 without it).
+USAGE_PERMISSION = "dashboard.view_usage"
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
-@staff_member_required
+def staff_with(permission: str) -> Callable[[View], View]:
+    """Staff only (others go to the login page), and among staff only those holding `permission` (403)."""
+
+    def decorate(view: View) -> View:
+        checked = permission_required(permission, raise_exception=True)(view)
+        return staff_member_required(checked)  # type: ignore[return-value]
+
+    return decorate
+
+
+@staff_with(USAGE_PERMISSION)
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     form = PeriodForm(request.GET or None)
@@ -39,11 +56,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "chart_data": data.chart_data(),
             "query": request.GET.urlencode(),
             "periods": [("today", "Today"), ("7d", "7 days"), ("30d", "30 days")],
+            "farming_threshold": settings.DASHBOARD_SIGNUP_FARMING_THRESHOLD,
         },
     )
 
 
-@staff_member_required
+@staff_with(USAGE_PERMISSION)
 @require_GET
 def dashboard_export(request: HttpRequest) -> HttpResponse:
     period = PeriodForm(request.GET or None).get_period()
@@ -55,12 +73,11 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@staff_member_required
+@staff_with(USAGE_PERMISSION)
 @require_GET
 def user_usage_view(request: HttpRequest, user_id: int) -> HttpResponse:
     usage = user_usage(user_id=user_id)
     return render(request, "dashboard/user_usage.html", {"usage": usage, "subject": usage.user})
-
 
 
 @staff_member_required
@@ -70,7 +87,9 @@ def staff_file(request: HttpRequest, kind: str, pk: Any, field: str) -> HttpResp
     redirects to a short-lived presigned URL, locally it streams the file."""
     if kind not in STAFF_FILE_FIELDS or field not in STAFF_FILE_FIELDS[kind][1]:
         raise Http404("No such file")
-    model = STAFF_FILE_FIELDS[kind][0]
+    model, _, permission = STAFF_FILE_FIELDS[kind]
+    if not request.user.has_perm(permission):
+        raise PermissionDenied  # a staff account without the right to view these rows sees none of their files
     field_file: FieldFile = getattr(get_object_or_404(model, pk=pk), field)
     if not field_file:
         raise Http404("No such file")
@@ -85,3 +104,4 @@ def staff_file(request: HttpRequest, kind: str, pk: Any, field: str) -> HttpResp
     response = FileResponse(handle)
     response["Cache-Control"] = "private, max-age=600"
     return response
+

@@ -5,6 +5,7 @@ transaction, so concurrent submits can never overspend and the balance never dri
 """
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
@@ -25,6 +26,15 @@ class InsufficientCredits(CreditsError):
     pass
 
 
+class AlreadyApplied(CreditsError):
+    """The one-time token was used already: the same form posted twice moves credits once."""
+
+
+# The sign-up bonus's one-time token is derived from the user, so it is granted once per account however
+# many addresses the account confirms.
+_STARTER_NAMESPACE = uuid.UUID("5b0c1d7e-3f0a-4c38-9d55-6c2e1a7f0b11")
+
+
 def _locked_account(*, user_id: int) -> CreditAccount:
     CreditAccount.objects.get_or_create(user_id=user_id)
     return CreditAccount.objects.select_for_update().get(user_id=user_id)
@@ -38,7 +48,13 @@ def _append(
     reason: str,
     job: EditJob | None = None,
     created_by_id: int | None = None,
+    idempotency_key: uuid.UUID | None = None,
 ) -> CreditEntry:
+    if idempotency_key is not None and CreditEntry.objects.filter(
+        user_id=account.user_id, idempotency_key=idempotency_key
+    ).exists():
+        # Checked under the account lock, so two posts of one form cannot both pass; the unique constraint backs it.
+        raise AlreadyApplied("This form was applied already: nothing was changed.")
     new_balance = account.balance + amount
     if new_balance < 0:
         raise InsufficientCredits(
@@ -54,6 +70,7 @@ def _append(
         job=job,
         reason=reason[:255],
         created_by_id=created_by_id,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -64,9 +81,15 @@ def credit_account_ensure(*, user: AbstractBaseUser) -> CreditAccount:
 
 @transaction.atomic
 def credits_grant(
-    *, user: AbstractBaseUser, amount: int, reason: str, created_by: AbstractBaseUser | None = None
+    *,
+    user: AbstractBaseUser,
+    amount: int,
+    reason: str,
+    created_by: AbstractBaseUser | None = None,
+    idempotency_key: uuid.UUID | None = None,
 ) -> CreditEntry:
-    """Add credits (sign-up bonus, a staff grant). A reason is required for the audit trail."""
+    """Add credits (sign-up bonus, a staff grant). A reason is required for the audit trail; a given
+    idempotency key grants at most once per user (AlreadyApplied)."""
     if amount <= 0:
         raise CreditsError("A grant must add a positive number of credits.")
     if not reason.strip():
@@ -78,12 +101,18 @@ def credits_grant(
         amount=amount,
         reason=reason,
         created_by_id=created_by.pk if created_by else None,
+        idempotency_key=idempotency_key,
     )
 
 
 @transaction.atomic
 def credits_adjust(
-    *, user: AbstractBaseUser, amount: int, reason: str, created_by: AbstractBaseUser
+    *,
+    user: AbstractBaseUser,
+    amount: int,
+    reason: str,
+    created_by: AbstractBaseUser,
+    idempotency_key: uuid.UUID | None = None,
 ) -> CreditEntry:
     """A staff correction of either sign; it may not take the balance below zero."""
     if amount == 0:
@@ -97,6 +126,7 @@ def credits_adjust(
         amount=amount,
         reason=reason,
         created_by_id=created_by.pk,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -115,7 +145,9 @@ def credits_charge_for_job(*, job: EditJob) -> CreditEntry:
 
 
 @transaction.atomic
-def credits_refund_for_job(*, job: EditJob, reason: str) -> CreditEntry | None:
+def credits_refund_for_job(
+    *, job: EditJob, reason: str, created_by: AbstractBaseUser | None = None
+) -> CreditEntry | None:
     """Give a failed or expired job's charge back, exactly once. Returns None if already refunded
     or never charged, so callers may run it any number of times."""
     account = _locked_account(user_id=job.owner_id)
@@ -126,7 +158,8 @@ def credits_refund_for_job(*, job: EditJob, reason: str) -> CreditEntry | None:
     try:
         with transaction.atomic():
             return _append(
-                account=account, kind=CreditEntry.Kind.REFUND, amount=-charge.amount, reason=reason, job=job
+                account=account, kind=CreditEntry.Kind.REFUND, amount=-charge.amount, reason=reason, job=job,
+                created_by_id=created_by.pk if created_by else None,
             )
     except IntegrityError:  # the unique constraint is the last line of defence
         account.refresh_from_db()
@@ -137,11 +170,35 @@ def credits_ledger_sum(*, user_id: int) -> int:
     return CreditEntry.objects.filter(user_id=user_id).aggregate(total=Sum("amount"))["total"] or 0
 
 
+# Staff refund only edits that gave the user nothing: a succeeded edit delivered its result.
+STAFF_REFUNDABLE_STATES = (EditJob.State.FAILED, EditJob.State.EXPIRED)
+
+
+def credits_refund_by_staff(*, job: EditJob, staff_user: AbstractBaseUser) -> CreditEntry | None:
+    """A staff refund of a failed or expired edit, recorded with who gave it. None if already refunded or
+    never charged; CreditsError for an edit that is still running or succeeded."""
+    if job.state not in STAFF_REFUNDABLE_STATES:
+        raise CreditsError(
+            f"Only failed or expired edits are refunded; this one is {job.get_state_display().lower()}. "
+            "To give credits for a delivered edit, grant them with a reason."
+        )
+    return credits_refund_for_job(
+        job=job, reason=f"Refunded by staff ({staff_user.get_username()})", created_by=staff_user
+    )
+
+
 def credits_grant_starter(*, user: AbstractBaseUser, amount: int) -> CreditEntry | None:
-    """The sign-up bonus; creates the balance row even when the bonus is zero."""
+    """The sign-up bonus, at most once per account (its fixed one-time token); None when the bonus is zero
+    or was granted already. Creates the balance row either way."""
     credit_account_ensure(user=user)
     if amount <= 0:
         return None
-    return credits_grant(user=user, amount=amount, reason="Welcome credits")
+    try:
+        return credits_grant(
+            user=user, amount=amount, reason="Welcome credits",
+            idempotency_key=uuid.uuid5(_STARTER_NAMESPACE, str(user.pk)),
+        )
+    except AlreadyApplied:
+        return None
 
 

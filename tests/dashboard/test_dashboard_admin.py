@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,8 @@ def _action(client: Client, url: str, action: str, pks: list[Any], **extra: Any)
     data = {"action": action, "_selected_action": [str(pk) for pk in pks], **extra}
     if "apply" not in extra:
         data["index"] = "0"
+    else:
+        data.setdefault("nonce", str(uuid.uuid4()))  # the one-time token of a freshly shown form
     return client.post(url, data)
 
 
@@ -112,14 +115,14 @@ def test_adjust_credits_never_takes_a_balance_below_zero(
 def test_refund_action_refunds_a_job_once(staff_client: Client, staff: Any, make_user: Callable[..., Any]) -> None:
     user = make_user()
     credits_grant(user=user, amount=5, reason="test")
-    job = charged_job(user, state="succeeded")
+    job = charged_job(user, state="failed")
     running = charged_job(user, state="submitted")
     assert credits_balance(user=user) == 3
 
     _action(staff_client, JOBS_URL, "refund_jobs", [job.pk, running.pk])
     _action(staff_client, JOBS_URL, "refund_jobs", [job.pk])
     refunds = CreditEntry.objects.filter(kind="refund")
-    assert [(r.job_id, r.amount) for r in refunds] == [(job.pk, 1)]  # once, and never for a running job
+    assert [(r.job_id, r.amount, r.created_by_id) for r in refunds] == [(job.pk, 1, staff.pk)]  # once, never running
     assert credits_balance(user=user) == 4 and _ledger_matches(user)
     assert LogEntry.objects.filter(object_id=str(job.pk), change_message__contains="refunded").count() == 1
     assert not LogEntry.objects.filter(object_id=str(running.pk)).exists()

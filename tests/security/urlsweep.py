@@ -83,6 +83,13 @@ for _account_page in (
     "password/set/", "password/reset/", "login/code/confirm/", "password/reset/key/done/", "password/reset/done/",
 ):
     rule(f"accounts/{_account_page}", PUBLIC)
+# Two-factor (allauth.mfa): the sign-in step is public; the rest manages the signed-in user's own devices.
+rule("accounts/2fa/authenticate/", PUBLIC)
+for _mfa_page in (
+    "", "reauthenticate/", "totp/activate/", "totp/deactivate/", "recovery-codes/", "recovery-codes/generate/",
+    "recovery-codes/download/",
+):
+    rule(f"accounts/2fa/{_mfa_page}", LOGIN)
 rule("accounts/^confirm-email/(?P<key>[-:\\w]+)/$", PUBLIC, lambda v: {"key": "Mg:1tBogus:forged-key"})
 rule(
     "accounts/^password/reset/key/(?P<uidb36>[0-9A-Za-z]+)-(?P<key>.+)/$", PUBLIC,
@@ -112,6 +119,7 @@ ADMIN_MODELS: dict[str, Callable[[Victim], str]] = {
     "editor/providererror": lambda v: "1",
     "editor/operatoralert": lambda v: "1",
     "dashboard/dailyusage": lambda v: "1",
+    "mfa/authenticator": lambda v: "1",
 }
 _ADMIN_MODEL_PAGE = re.compile(
     r"^admin/(?P<model>\w+/\w+)/(?P<page>|add/|<path:object_id>/(history/|delete/|change/)?)$"
