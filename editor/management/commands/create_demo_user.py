@@ -4,9 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+
+from editor.services.credits import credits_grant_starter
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password-123"
@@ -29,5 +32,7 @@ class Command(BaseCommand):
         EmailAddress.objects.update_or_create(
             user=user, email=email, defaults={"verified": True, "primary": True}
         )
+        # The address is verified here, not confirmed by mail: give the welcome credits a confirmation would.
+        credits_grant_starter(user=user, amount=settings.STARTER_CREDITS)
         state = "created" if created else "already exists (password unchanged)"
         self.stdout.write(f"Demo user {state}: email {email}  password {password}")
