@@ -7,7 +7,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from django.http import HttpRequest
 
 
-class AccountAdapter(DefaultAccountAdapter):
+class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]  # allauth ships no type hints
     def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
         # allauth keys the per-account failed-login budget on the address alone, so anyone who knows an email
         # could lock its owner out, again and again. Keyed on the address and the client IP (as the rate limits

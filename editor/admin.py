@@ -14,7 +14,7 @@ import csv
 import uuid
 from collections.abc import Callable, Iterable
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from allauth.mfa.admin import AuthenticatorAdmin as BaseAuthenticatorAdmin
 from allauth.mfa.models import Authenticator
@@ -25,8 +25,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import User as AuthUser
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -48,6 +49,7 @@ from editor.services.edit_commands import edit_job_retry
 from editor.services.photos import photo_delete
 
 User = get_user_model()
+_M = TypeVar("_M", bound=Model)
 CsvColumns = list[tuple[str, Callable[[Any], Any]]]
 GRANT_CREDITS_PERMISSION = "editor.grant_credits"
 # What makes an account powerful: only a superuser sets these, and never on their own account.
@@ -100,7 +102,7 @@ def _image(obj: Photo | EditJob, field: str, size: int = 64) -> str:
     )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
     """Rows written only by the application: staff may look and export, never add, edit or delete."""
 
     actions = [export_as_csv]
@@ -133,7 +135,7 @@ class CreditsForm(forms.Form):
             self.initial["nonce"] = uuid.uuid4()
 
     def clean_amount(self) -> int:
-        amount = self.cleaned_data["amount"]
+        amount: int = self.cleaned_data["amount"]
         if self.kind == "grant" and amount <= 0:
             raise forms.ValidationError("A grant must be a positive number of credits.")
         if amount == 0:
@@ -141,7 +143,7 @@ class CreditsForm(forms.Form):
         return amount
 
     def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
+        reason: str = self.cleaned_data["reason"].strip()
         if not reason:
             raise forms.ValidationError("Give a reason.")
         return reason
@@ -153,7 +155,7 @@ admin.site.unregister(Authenticator)
 
 
 @admin.register(Authenticator)
-class AuthenticatorAdmin(BaseAuthenticatorAdmin):
+class AuthenticatorAdmin(BaseAuthenticatorAdmin):  # type: ignore[misc]  # allauth ships no type hints
     """Two-factor devices: the TOTP secret and recovery codes are never shown; a superuser may delete a lost
     device (the owner then sets up a new one), nobody adds or edits one here."""
 
@@ -186,7 +188,7 @@ class GroupAdmin(BaseGroupAdmin):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[AuthUser]):
     list_display = ("username", "email", "balance", "usage_link", "is_staff", "is_active", "date_joined")
     actions = ["grant_credits", "adjust_credits", export_as_csv]
     csv_columns: CsvColumns = [
@@ -197,7 +199,7 @@ class UserAdmin(BaseUserAdmin):
         ("date_joined", lambda u: u.date_joined.isoformat()),
     ]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuthUser]:
         return super().get_queryset(request).annotate(balance=F("credit_account__balance"))
 
     @admin.display(description="Balance", ordering="balance")
@@ -275,7 +277,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(CreditEntry)
-class CreditEntryAdmin(ReadOnlyAdmin):
+class CreditEntryAdmin(ReadOnlyAdmin[CreditEntry]):
     """The append-only ledger: nothing here can be added, changed or deleted."""
 
     list_display = ("created_at", "user", "kind", "amount", "balance_after", "job_link", "reason", "created_by")
@@ -307,7 +309,7 @@ class CreditEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Photo)
-class PhotoAdmin(admin.ModelAdmin):
+class PhotoAdmin(admin.ModelAdmin[Photo]):
     list_display = ("short_id", "owner", "thumb", "width", "height", "size_bytes", "created_at")
     list_filter = ("created_at",)
     search_fields = ("owner__email", "original_name", "id")
@@ -382,7 +384,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(EditJob)
-class EditJobAdmin(admin.ModelAdmin):
+class EditJobAdmin(admin.ModelAdmin[EditJob]):
     list_display = ("short_id", "owner", "clothing", "state", "cost_credits", "inference_time", "created_at",
                     "result")
     list_filter = ("state", "clothing", "created_at", "error_code")
@@ -497,7 +499,7 @@ class EditJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderError)
-class ProviderErrorAdmin(ReadOnlyAdmin):
+class ProviderErrorAdmin(ReadOnlyAdmin[ProviderError]):
     list_display = ("created_at", "kind", "http_status", "job", "detail")
     list_filter = ("kind", "created_at")
     list_select_related = ("job",)
@@ -513,7 +515,7 @@ class ProviderErrorAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OperatorAlert)
-class OperatorAlertAdmin(admin.ModelAdmin):
+class OperatorAlertAdmin(admin.ModelAdmin[OperatorAlert]):
     list_display = ("created_at", "kind", "message", "resolved_at", "resolved_by")
     list_filter = (OpenFilter, "kind")
     list_select_related = ("resolved_by",)
@@ -543,7 +545,7 @@ class OperatorAlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailyUsage)
-class DailyUsageAdmin(ReadOnlyAdmin):
+class DailyUsageAdmin(ReadOnlyAdmin[DailyUsage]):
     list_display = ("day", "jobs_total", "jobs_succeeded", "jobs_failed", "jobs_expired", "active_users",
                     "credits_charged", "credits_refunded", "built_at")
     date_hierarchy = "day"

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import django_stubs_ext
 from django.apps import AppConfig
+
+# Lets the admin classes name their model (`admin.ModelAdmin[Photo]`) at run time, as mypy's strict mode wants.
+# Here because Django imports every app's config before any admin module.
+django_stubs_ext.monkeypatch()
 
 
 class EditorConfig(AppConfig):

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 class AuthedRequest(HttpRequest):
     """A request behind @login_required: `user` is a real account, never AnonymousUser."""
 
-    user: User  # type: ignore[assignment]
+    user: User
 
 
 __all__ = ["AuthedRequest", "HttpRequest"]

@@ -29,7 +29,7 @@ def bucket_bounds(bucket: int) -> tuple[float, float]:
 
 
 def bucket_value(bucket: int) -> float:
-    return SMALLEST * GROWTH ** (bucket + 0.5)
+    return float(SMALLEST * GROWTH ** (bucket + 0.5))
 
 
 def histogram_of(values: Iterable[float]) -> Histogram:

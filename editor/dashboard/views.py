@@ -35,7 +35,7 @@ def staff_with(permission: str) -> Callable[[View], View]:
 
     def decorate(view: View) -> View:
         checked = permission_required(permission, raise_exception=True)(view)
-        return staff_member_required(checked)  # type: ignore[return-value]
+        return staff_member_required(checked)
 
     return decorate
 

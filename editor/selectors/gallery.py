@@ -133,7 +133,7 @@ def gallery_page(
     return GalleryPage(page=page, tiles=tiles)
 
 
-def credits_ledger_page(*, user: AbstractBaseUser, page_number: Any = 1) -> Page:
+def credits_ledger_page(*, user: AbstractBaseUser, page_number: Any = 1) -> Page[CreditEntry]:
     qs = (
         CreditEntry.objects.filter(user_id=user.pk)
         .select_related("job")

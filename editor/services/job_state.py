@@ -14,6 +14,7 @@ ends, and the sweeper hands the job to another worker.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,11 +30,13 @@ from editor.services.credits import credits_refund_for_job
 from editor.services.job_files import delete_partial_result_files
 
 State = EditJob.State
+# A job's primary key, as a UUID or the string a task carries.
+JobId = uuid.UUID | str
 
 
 def edit_job_create(
     *,
-    owner_id: Any,
+    owner_id: int,
     photo: Photo,
     prompt: str,
     clothing: str,
@@ -54,13 +57,13 @@ def edit_job_create(
     )
 
 
-def edit_job_remove_finished(*, job_id: Any, owner_id: Any) -> bool:
+def edit_job_remove_finished(*, job_id: JobId, owner_id: int) -> bool:
     """Delete the owner's job row, only once it is final (a running job keeps its row)."""
     deleted, _ = EditJob.objects.filter(pk=job_id, owner_id=owner_id, state__in=EditJob.FINAL_STATES).delete()
     return deleted > 0
 
 
-def _transition(*, job_id: Any, from_states: tuple[str, ...], to_state: str | None = None, **fields: Any) -> bool:
+def _transition(*, job_id: JobId, from_states: tuple[str, ...], to_state: str | None = None, **fields: Any) -> bool:
     """The one way a job changes: a conditional UPDATE that only matches in an allowed state."""
     now = timezone.now()
     values: dict[str, Any] = {"updated_at": now, **fields}
@@ -88,7 +91,7 @@ def edit_job_claim(job: EditJob, *, states: tuple[str, ...], now: datetime, **fi
     )
 
 
-def edit_job_record_submit_retry(*, job_id: Any, errors: int, retry_in: float, detail: str) -> bool:
+def edit_job_record_submit_retry(*, job_id: JobId, errors: int, retry_in: float, detail: str) -> bool:
     """A CREATED job could not be sent yet: count the error and say when to try again."""
     return _transition(
         job_id=job_id,
@@ -100,7 +103,7 @@ def edit_job_record_submit_retry(*, job_id: Any, errors: int, retry_in: float, d
 
 
 def edit_job_mark_submitted(
-    *, job_id: Any, request_id: str, status_url: str, response_url: str, first_poll_in: float
+    *, job_id: JobId, request_id: str, status_url: str, response_url: str, first_poll_in: float
 ) -> bool:
     now = timezone.now()
     return _transition(
@@ -120,7 +123,7 @@ def edit_job_mark_submitted(
 
 
 def edit_job_record_progress(
-    *, job_id: Any, provider_status: str, next_poll_in: float, errors: int = 0, polled: bool = True
+    *, job_id: JobId, provider_status: str, next_poll_in: float, errors: int = 0, polled: bool = True
 ) -> bool:
     """Poll bookkeeping for a SUBMITTED job: the provider's status and when to ask next."""
     now = timezone.now()
@@ -140,7 +143,7 @@ def edit_job_record_progress(
     return _transition(job_id=job_id, from_states=(State.SUBMITTED,), **fields)
 
 
-def edit_job_record_poll(*, job_id: Any) -> bool:
+def edit_job_record_poll(*, job_id: JobId) -> bool:
     """Count a status call whose answer ends the job (the final transition follows)."""
     return _transition(
         job_id=job_id, from_states=(State.SUBMITTED,), poll_count=F("poll_count") + 1, last_polled_at=timezone.now()
@@ -148,7 +151,7 @@ def edit_job_record_poll(*, job_id: Any) -> bool:
 
 
 def edit_job_mark_succeeded(
-    *, job_id: Any, result_name: str, thumbnail_name: str, metrics: dict[str, Any], inference_time: float | None
+    *, job_id: JobId, result_name: str, thumbnail_name: str, metrics: dict[str, Any], inference_time: float | None
 ) -> bool:
     return _transition(
         job_id=job_id,
@@ -163,15 +166,15 @@ def edit_job_mark_succeeded(
     )
 
 
-def edit_job_mark_failed(*, job_id: Any, error_code: str, error_detail: str) -> bool:
+def edit_job_mark_failed(*, job_id: JobId, error_code: str, error_detail: str) -> bool:
     return _finish_with_refund(job_id=job_id, to_state=State.FAILED, error_code=error_code, error_detail=error_detail)
 
 
-def edit_job_mark_expired(*, job_id: Any, error_detail: str, error_code: str = "expired") -> bool:
+def edit_job_mark_expired(*, job_id: JobId, error_detail: str, error_code: str = "expired") -> bool:
     return _finish_with_refund(job_id=job_id, to_state=State.EXPIRED, error_code=error_code, error_detail=error_detail)
 
 
-def _finish_with_refund(*, job_id: Any, to_state: str, error_code: str, error_detail: str) -> bool:
+def _finish_with_refund(*, job_id: JobId, to_state: str, error_code: str, error_detail: str) -> bool:
     with transaction.atomic():
         moved = _transition(
             job_id=job_id,

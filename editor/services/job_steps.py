@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -32,6 +32,7 @@ from editor.services.job_files import (
     store_at,
 )
 from editor.services.job_state import (
+    JobId,
     edit_job_claim,
     edit_job_mark_expired,
     edit_job_mark_failed,
@@ -290,13 +291,13 @@ def _handle(job: EditJob) -> dict[str, str]:
     return {"request_id": job.request_id, "status_url": job.status_url, "response_url": job.response_url}
 
 
-def _record_error(answer: ProviderAnswer, *, job_id: Any, call: str) -> None:
+def _record_error(answer: ProviderAnswer, *, job_id: JobId, call: str) -> None:
     ProviderError.objects.create(
         kind=answer.error_kind, http_status=answer.http_status, job_id=job_id, detail=f"{call}: {answer.detail}"[:500]
     )
 
 
-def _alert(kind: str, message: str, job_id: Any) -> None:
+def _alert(kind: str, message: str, job_id: JobId) -> None:
     # One open alert per kind is enough: a storm of 401s must not bury the dashboard.
     if not OperatorAlert.objects.filter(kind=kind, resolved_at__isnull=True).exists():
         OperatorAlert.objects.create(kind=kind, message=message, job_id=job_id)
@@ -309,7 +310,7 @@ USER_MESSAGES = {
 }
 
 
-def _fail_for(answer: ProviderAnswer, *, job_id: Any, call: str) -> None:
+def _fail_for(answer: ProviderAnswer, *, job_id: JobId, call: str) -> None:
     """A final provider answer for this job: fail (or expire on 404) it with a refund."""
     if answer.outcome is Outcome.NO_CREDITS:
         _alert(OperatorAlert.Kind.PROVIDER_NO_CREDITS, "The provider account is out of credits (406).", job_id)
