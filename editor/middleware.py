@@ -31,8 +31,8 @@ class RequestBodySizeLimitMiddleware:
             body = render_to_string(
                 "413.html", {"message": f"That file is too big. Photos can be at most {megabytes:.0f} MB."}
             )
-            response = HttpResponse(body, status=413)
-            # The client may still be sending: tell it not to reuse this connection.
-            response["Connection"] = "close"
-            return response
+            # No `Connection: close`: WSGI forbids hop-by-hop headers from the application (runserver answered
+            # 500 to it, gunicorn drops it). The servers deal with the unread body themselves: runserver reads
+            # and discards it, gunicorn discards up to 64 KB and then closes the connection.
+            return HttpResponse(body, status=413)
         return self.get_response(request)

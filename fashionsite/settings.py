@@ -54,22 +54,34 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Health probes answer before host validation and the HTTPS redirect (see fashionsite/health.py).
+    # The response-header middleware comes first, so that every answer carries the security headers: the health
+    # probes, the 413 of the size guard and the static files answered early below. None of them reads the body
+    # or validates the Host; production exempts the health paths from the HTTPS redirect.
+    "django.middleware.security.SecurityMiddleware",
+    "fashionsite.headers.PermissionsPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Health probes answer before host validation, sessions and CSRF (see fashionsite/health.py).
     "fashionsite.health.HealthCheckMiddleware",
     "editor.middleware.RequestBodySizeLimitMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     # Staff without two-factor are sent to set it up before the admin or dashboard (STAFF_MFA_REQUIRED).
     "editor.dashboard.middleware.StaffMFARequiredMiddleware",
 ]
+# Browser features the site never uses are off (fashionsite/headers.py); fullscreen only for the site itself.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: [] for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media", "geolocation", "gyroscope",
+        "hid", "idle-detection", "magnetometer", "microphone", "midi", "payment", "picture-in-picture",
+        "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+    )
+} | {"fullscreen": ["self"]}
 
 ROOT_URLCONF = "fashionsite.urls"
 WSGI_APPLICATION = "fashionsite.wsgi.application"
@@ -99,8 +111,13 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, min=0
 # costs a reconnect, not an error. (No effect with CONN_MAX_AGE 0, where nothing is reused.)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat share one SQLite file in `make run`: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Web, worker and beat share one SQLite file in `make run`. A deferred transaction that reads and then writes
+    # cannot wait for another writer (SQLite refuses the upgrade at once: "database is locked", a 500), so every
+    # transaction takes the write lock when it begins, and waits up to the busy timeout for it.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20, min=1, unit="seconds"),
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (login rate limits, dashboard) ------------------------------------------------------

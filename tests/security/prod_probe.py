@@ -40,6 +40,11 @@ def main() -> None:
         "home_https": answer(client.get("/", secure=True)),
         "home_http": answer(client.get("/")),
         "health_http": answer(client.get("/health/live/")),
+        "health_https": answer(client.get("/health/live/", secure=True)),
+        # The size guard's 413, answered before the body is read.
+        "too_big_https": answer(client.generic(
+            "POST", "/edit/new/", b"x", content_type="multipart/form-data; boundary=zz", secure=True,
+            CONTENT_LENGTH=str(settings.UPLOAD_MAX_BYTES * 2))),
         "other_host": answer(Client(HTTP_HOST="evil.example").get("/", secure=True)),
     }
     login = client.get("/accounts/login/", secure=True)
