@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.services import free_port, port_answers, wait_until
+from devservices.net import free_port, port_answers, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -11,8 +11,6 @@ from django.conf import settings
 from editor.middleware import FORM_OVERHEAD_BYTES
 from tests.servers.conftest import SiteServer, start_site_server
 
-pytestmark = pytest.mark.smoke
-
 SERVERS = ["runserver", "gunicorn"]
 
 
