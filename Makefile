@@ -35,10 +35,11 @@ run: $(STAMP)
 	$(PY) scripts/dev.py
 
 # The suite runs on TEST_PROCESSES pytest-xdist workers, each with its own test database, Redis database and
-# bucket (tests/support/parallel.py); most of its time is spent waiting on real services, so 3 beat 2 on 2 cores.
-# TEST_PROCESSES=0 runs it in one process. Whole files go to one worker (their module fixtures start once).
+# bucket (tests/support/parallel.py); most of its time is spent waiting on real services, hence more workers than
+# the 2 cores. TEST_PROCESSES=0 runs it in one process. worksteal: an idle worker takes tests queued on a busy one
+# (the fault and flow files are long; whole-file scheduling left one worker running them alone).
 TEST_PROCESSES ?= 3
-XDIST = $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist loadfile)
+XDIST = $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist worksteal)
 
 test: system-deps $(STAMP)
 	$(PY) -m ruff check .

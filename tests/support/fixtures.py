@@ -26,7 +26,8 @@ shared_worker (function; the worker process lives for the whole test module)
     One Celery worker (default fast env, key `test-key`) for the tests of a module that only differ in the provider
     they run against: it reaches "the provider" through a loopback TCP proxy, and `shared_worker.serve(fai)` points
     that proxy at the service the test started (`serve(None)`: connections are refused, nothing listens). Saves a
-    worker start per test. Tests that kill the worker or need other worker settings use celery_worker_factory.
+    worker start per test. Tests that kill the worker or need other worker settings use celery_worker_factory,
+    which stops the shared worker first (only one worker consumes a test's broker at a time).
 
 make_photo (function)
     `make_photo(user)` -> a Photo row with a real 512x512 PNG (skimage's astronaut) in default storage.
@@ -67,6 +68,10 @@ def fashionai_service() -> Iterator[FashionAIServer]:
 
 @pytest.fixture
 def celery_worker_factory(transactional_db: None) -> Iterator[Callable[..., CeleryWorker]]:
+    # A test with its own worker has the broker to itself: a module's shared worker (and its beat) would run this
+    # test's jobs too. It starts again at the next shared_worker.serve().
+    for shared in SharedWorker.instances:
+        shared.worker.stop()
     purge_broker()
     started: list[CeleryWorker] = []
 
@@ -98,6 +103,7 @@ class SharedWorker:
     """A module's worker and the proxy in front of whichever provider the current test serves."""
 
     api_key = "test-key"
+    instances: list[SharedWorker] = []
 
     def __init__(self) -> None:
         self.proxy = TcpProxy(1)  # retargeted by serve(); down until then
@@ -125,7 +131,9 @@ class SharedWorker:
 @pytest.fixture(scope="module")
 def _module_worker(django_db_setup: None) -> Iterator[SharedWorker]:
     shared = SharedWorker()
+    SharedWorker.instances.append(shared)
     yield shared
+    SharedWorker.instances.remove(shared)
     shared.worker.stop()
     shared.proxy.cut()
 
