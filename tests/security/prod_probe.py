@@ -60,6 +60,7 @@ def main() -> None:
     out["post_same_origin"] = answer(client.post("/accounts/login/", form, secure=True,
                                                  HTTP_ORIGIN=f"https://{HOST}"))
     out["proxied_login_lockout"] = proxied_login_lockout()
+    out["admin_login"] = admin_login()
     print(json.dumps(out))
 
 
@@ -79,6 +80,29 @@ def proxied_login_lockout() -> dict[str, bool]:
 
     attacker = [attempt("198.51.100.66", n) for n in range(12)]
     return {"attacker_throttled": attacker[-1], "other_client_throttled": attempt("203.0.113.5", 99)}
+
+
+def admin_login() -> dict[str, Any]:
+    """60 wrong passwords for the superuser at /admin/login/, then the right one; then the right password at the
+    site's login: the admin asks for two-factor set-up first (STAFF_MFA_REQUIRED is on in production)."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+
+    password = "Root-pass-9876-x"
+    user = get_user_model().objects.create_superuser("root", "root@example.com", password)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    attacker = Client(HTTP_HOST=HOST, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.77")
+    for n in range(60):
+        attacker.post("/admin/login/?next=/admin/", {"username": "root", "password": f"guess-{n}"}, secure=True)
+    posted = attacker.post("/admin/login/?next=/admin/", {"username": "root", "password": password}, secure=True)
+    staff = Client(HTTP_HOST=HOST, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.77")
+    staff.post("/accounts/login/?next=/admin/", {"login": user.email, "password": password}, secure=True)
+    admin = staff.get("/admin/", secure=True)
+    return {
+        "posted_status": posted.status_code, "posted_location": posted.get("Location", ""),
+        "attacker_admin_status": attacker.get("/admin/", secure=True).status_code,
+        "password_only_status": admin.status_code, "password_only_location": admin.get("Location", ""),
+    }
 
 
 if __name__ == "__main__":

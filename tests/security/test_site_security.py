@@ -72,6 +72,16 @@ def test_production_pages_carry_the_security_headers(production: dict[str, Any])
             assert "'unsafe-inline'" not in csp[directive] and "'unsafe-eval'" not in csp[directive]
 
 
+def test_production_admin_login_is_rate_limited_and_asks_for_two_factor(production: dict[str, Any]) -> None:
+    # Issue 13 item 2 under production settings: the admin's own form checks no password (it hands over to the
+    # rate-limited allauth login), and a password alone does not open the admin.
+    admin = production["admin_login"]
+    assert admin["posted_status"] == 302 and admin["posted_location"].startswith("/accounts/login/")
+    assert admin["attacker_admin_status"] == 302
+    assert admin["password_only_status"] == 302
+    assert admin["password_only_location"] == "/accounts/2fa/totp/activate/"
+
+
 def test_production_cookies_are_secure(production: dict[str, Any]) -> None:
     csrf = production["login_https"]["cookies"]["csrftoken"]
     assert csrf["secure"] and csrf["samesite"] == "Lax"
