@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devservices.net import free_port
 
@@ -104,6 +105,10 @@ def run_fashionai(
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("FASHIONAI_")}
     child_env.update({"FASHIONAI_API_KEYS": api_keys, "PYTHONUNBUFFERED": "1", "GLOG_minloglevel": "2"})
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH", "")]))
+    # The test object store listens on loopback: the one internal address the service is allowed to fetch.
+    store = urlsplit(os.environ.get("AWS_S3_ENDPOINT_URL", ""))
+    if store.hostname and store.port:
+        child_env["FASHIONAI_FETCH_ALLOW_INTERNAL"] = f"{store.hostname}:{store.port}"
     child_env.update(env or {})
     log_file = tempfile.NamedTemporaryFile(prefix="fashionai-", suffix=".log", delete=False)  # noqa: SIM115
     log_path = Path(log_file.name)

@@ -9,12 +9,46 @@ import sys
 from pathlib import Path
 
 from fashionai import config
+from fashionai.redact import redact_urls
+
+
+class _RedactUrls(logging.Filter):
+    """Every log line the service writes (uvicorn's and libraries' included) has its URLs' queries and userinfo
+    removed: presigned input URLs carry a signature that would let a log reader fetch the photo."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: let the formatter report it
+            return True
+        redacted = redact_urls(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactUrls())
+    # httpx logs every request URL at INFO, httpcore every connection step at DEBUG: neither belongs in our log.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _uvicorn_log_config() -> dict[str, object]:
+    import uvicorn.config  # lazy: only `serve` needs uvicorn
+
+    config = dict(uvicorn.config.LOGGING_CONFIG)
+    filters = {"redact_urls": {"()": _RedactUrls}}
+    handlers = {name: {**handler, "filters": ["redact_urls"]} for name, handler in config["handlers"].items()}
+    return {**config, "filters": filters, "handlers": handlers}
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import uvicorn  # lazy: `edit` does not need the web stack
 
-    from fashionai.app import create_app
+    from fashionai.app import create_app  # lazy: imports FastAPI and the engine pool
 
     try:
         settings = config.load(
@@ -30,18 +64,20 @@ def _serve(args: argparse.Namespace) -> int:
             seed=args.seed,
             rate_limit=args.rate_limit,
             max_queue=args.max_queue,
+            max_inflight_per_key=args.max_inflight_per_key,
             credits=args.credits,
             api_keys=args.api_keys,
             fetch_allow_hosts=args.fetch_allow_hosts,
+            fetch_allow_internal=args.fetch_allow_internal,
             public_url=args.public_url,
         )
     except config.ConfigError as exc:
         print(f"fashionai: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not settings.fetch_allow_hosts:
+    _configure_logging()
+    if not settings.fetch_allow_hosts and not settings.fetch_allow_internal:
         logging.getLogger("fashionai").warning(
-            "image URLs are fetched from any host; set FASHIONAI_FETCH_ALLOW_HOSTS on a public deployment"
+            "image URLs are refused (FASHIONAI_FETCH_ALLOW_HOSTS is empty); only data: URIs and base64 work"
         )
     uvicorn.run(
         create_app(settings),
@@ -49,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         access_log=args.access_log,
         log_level="info",
+        log_config=_uvicorn_log_config(),
         timeout_graceful_shutdown=5,
     )
     return 0
@@ -56,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _edit(args: argparse.Namespace) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
-    from fashionai import engine, images
+    from fashionai import engine, images  # lazy: OpenCV/mediapipe only for this command
 
     rgb = images.load_rgb_512(Path(args.input).read_bytes(), max_pixels=100_000_000)
     try:
@@ -86,11 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--error-rate", type=float, help="fraction of API calls answered 500/502/429")
     serve.add_argument("--retention", type=float, help="seconds results are kept (FASHIONAI_RETENTION, 3600)")
     serve.add_argument("--seed", type=int, help="seed for the fault knobs, for reproducible runs")
-    serve.add_argument("--rate-limit", type=int, help="submits per key per minute, 0 = off (FASHIONAI_RATE_LIMIT)")
+    serve.add_argument("--rate-limit", type=int,
+                       help="submits per key per minute, 0 = off (FASHIONAI_RATE_LIMIT, 1200)")
     serve.add_argument("--max-queue", type=int, help="jobs waiting for a worker before 429 (FASHIONAI_MAX_QUEUE)")
+    serve.add_argument("--max-inflight-per-key", type=int,
+                       help="unfinished jobs per key before 429, 0 = off (FASHIONAI_MAX_INFLIGHT_PER_KEY, 1000)")
     serve.add_argument("--credits", type=int, help="credits per key (FASHIONAI_CREDITS; default unlimited)")
     serve.add_argument("--api-keys", help="comma-separated keys, key:credits allowed (FASHIONAI_API_KEYS)")
-    serve.add_argument("--fetch-allow-hosts", help="hosts image URLs may come from (FASHIONAI_FETCH_ALLOW_HOSTS)")
+    serve.add_argument("--fetch-allow-hosts",
+                       help="hosts image URLs may come from, * for any public host (FASHIONAI_FETCH_ALLOW_HOSTS)")
+    serve.add_argument("--fetch-allow-internal",
+                       help="host:port pairs fetched despite internal addresses (FASHIONAI_FETCH_ALLOW_INTERNAL)")
     serve.add_argument("--public-url", help="base URL for absolute links when behind a proxy (FASHIONAI_PUBLIC_URL)")
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=_serve)

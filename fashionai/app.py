@@ -1,336 +1,42 @@
 """The HTTP side: Segmind's Fashion AI protocol (v1 sync, v2 async submit/status/result) on FastAPI.
 
-The event loop only validates, fetches/decodes the input (in a thread) and enqueues; engine work runs in the process
-pool, and simulated delays are timers, so one process can hold thousands of waiting jobs and still answer polls fast.
-All errors are JSON `{"error": "..."}` like Segmind's; FAILED jobs are HTTP 422.
+This layer only turns requests into plain values (the key header, the size-capped body parsed into its model, the
+base URL) for fashionai/service.py, and its answers into responses. All errors are JSON `{"error": "..."}` like
+Segmind's; FAILED jobs are HTTP 422.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import hmac
-import json
 import logging
-import math
 import os
-import random
-import shutil
-import tempfile
-import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fashionai import images
 from fashionai.config import Settings
-from fashionai.fetch import FetchError, fetch_image
-from fashionai.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, TERMINAL, Job, JobStore
-from fashionai.pool import EnginePool
+from fashionai.fetch import Resolver, system_resolve
+from fashionai.jobs import FAILED
+from fashionai.schemas import BodyError, SubmitBody, openapi_body, parse_submit
+from fashionai.service import ApiError, Service, retry_headers
+from fashionai.streams import TooLarge, read_capped
 
 log = logging.getLogger("fashionai")
 
-MODEL_SLUG = "fashion-ai"
-CLOTHING = ("topwear", "bottomwear")
-COST_PER_JOB = 1
 SYNC_TIMEOUT = 600.0
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def _retry_headers(seconds: float) -> dict[str, str]:
-    seconds = max(1, math.ceil(seconds))
-    reset = datetime.now(UTC) + timedelta(seconds=seconds)
-    return {
-        "Retry-After": str(seconds),
-        # ISO 8601 UTC, e.g. 2025-01-31T12:00:05Z
-        "x-rate-limit-reset-at-utc": reset.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-class Service:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.store = JobStore(settings.retention)
-        self.pool = EnginePool(settings.workers, settings.engine)
-        self.queue: asyncio.Queue[tuple[Job, np.ndarray]] = asyncio.Queue(maxsize=settings.max_queue)
-        self.credits: dict[str, int | None] = dict(settings.api_keys)
-        self.submits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
-        seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
-        # Separate streams: the fault pattern of jobs doesn't shift when the number of HTTP calls changes.
-        self.fail_rng = random.Random(f"{seed}-fail")
-        self.error_rng = random.Random(f"{seed}-error")
-        self.data_dir = tempfile.mkdtemp(prefix="fashionai-")
-        self.tasks: list[asyncio.Task[None]] = []
-        self.timers: dict[str, asyncio.TimerHandle] = {}  # job id -> pending --delay timer
-        self.recent_times: collections.deque[float] = collections.deque(maxlen=50)
-
-    # -------------------------------------------------------------------------------------------- lifecycle
-
-    async def start(self) -> None:
-        await self.pool.start()
-        # One dispatcher per engine worker: a job leaves QUEUED exactly when a worker is free for it.
-        self.tasks = [asyncio.create_task(self._dispatch()) for _ in range(self.settings.workers)]
-        self.tasks.append(asyncio.create_task(self._sweep()))
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for timer in self.timers.values():
-            timer.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await asyncio.to_thread(self.pool.shutdown)
-        self.store.clear()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    async def _sweep(self) -> None:
-        interval = min(max(self.settings.retention / 4, 0.05), 30.0)
-        while True:
-            await asyncio.sleep(interval)
-            self.store.sweep()
-
-    async def _dispatch(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            job, rgb = await self.queue.get()
-            job.state = PROCESSING
-            started = time.monotonic()
-            if job.simulate_failure:
-                outcome: dict[str, Any] = {"ok": False, "error": "Simulated failure (--fail-rate)"}
-            else:
-                outcome = await self.pool.run(rgb, job.prompt, job.clothing, job.output_path)
-            del rgb
-            # --delay is served by a timer, after the engine has released its worker.
-            remaining = max(0.0, self.settings.delay - (time.monotonic() - started))
-            if remaining > 0:
-                self.timers[job.id] = loop.call_later(remaining, self._complete, job, outcome)
-            else:
-                self._complete(job, outcome)
-
-    def _complete(self, job: Job, outcome: dict[str, Any]) -> None:
-        self.timers.pop(job.id, None)
-        if outcome.get("ok"):
-            job.inference_time = float(outcome["inference_time"])
-            job.meta = dict(outcome.get("meta") or {})
-            self.recent_times.append(job.inference_time)
-            self.store.finish(job, COMPLETED)
-        else:
-            self.store.finish(job, FAILED, error=str(outcome.get("error") or "The edit failed."))
-            self._refund(job.api_key)
-            log.info("request %s failed: %s", job.id, job.error)
-
-    # -------------------------------------------------------------------------------------------- policy
-
-    def authenticate(self, request: Request) -> str:
-        key = request.headers.get("x-api-key", "")
-        for known in self.credits:
-            if key and hmac.compare_digest(key.encode(), known.encode()):
-                return known
-        raise ApiError(401, "Invalid or missing API key (send it in the x-api-key header)")
-
-    def check_rate(self, key: str) -> None:
-        limit = self.settings.rate_limit
-        if not limit:
-            return
-        now = time.monotonic()
-        window = self.submits[key]
-        while window and window[0] <= now - 60.0:
-            window.popleft()
-        if len(window) >= limit:
-            raise ApiError(
-                429, f"Rate limit exceeded ({limit} requests per minute)", _retry_headers(window[0] + 60.0 - now)
-            )
-        window.append(now)
-
-    def check_credits(self, key: str) -> None:
-        remaining = self.credits[key]
-        if remaining is not None and remaining < COST_PER_JOB:
-            raise ApiError(406, "Not enough credits to process this request")
-
-    def charge(self, key: str) -> None:
-        remaining = self.credits[key]
-        if remaining is not None:
-            self.credits[key] = remaining - COST_PER_JOB
-
-    def _refund(self, key: str) -> None:
-        remaining = self.credits.get(key)
-        if remaining is not None:
-            self.credits[key] = remaining + COST_PER_JOB
-
-    def credit_headers(self, key: str) -> dict[str, str]:
-        headers = {"x-cost": str(COST_PER_JOB)}
-        remaining = self.credits.get(key)
-        if remaining is not None:
-            headers["x-remaining-credits"] = str(remaining)
-        return headers
-
-    def queue_full_headers(self) -> dict[str, str]:
-        per_job = (sum(self.recent_times) / len(self.recent_times)) if self.recent_times else 0.3
-        return _retry_headers(self.queue.qsize() * per_job / self.settings.workers)
-
-    # -------------------------------------------------------------------------------------------- jobs
-
-    async def read_params(self, request: Request) -> tuple[str, str, str]:
-        body = await _read_body(request, self.settings.max_body_bytes)
-        try:
-            data = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "Request body must be JSON") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "Request body must be a JSON object with image, prompt and clothing")
-        image, prompt, clothing = data.get("image"), data.get("prompt"), data.get("clothing", "topwear")
-        if not isinstance(image, str) or not image.strip():
-            raise ApiError(400, "image is required (an http(s) URL, a data: URI or base64 image bytes)")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ApiError(400, "prompt is required")
-        if len(prompt) > 1000:
-            raise ApiError(400, "prompt is too long (at most 1000 characters)")
-        if clothing is None:
-            clothing = "topwear"
-        if clothing not in CLOTHING:
-            raise ApiError(400, f"clothing must be one of {CLOTHING[0]}, {CLOTHING[1]}")
-        return image.strip(), prompt.strip(), str(clothing)
-
-    async def load_image(self, value: str) -> np.ndarray:
-        s = self.settings
-        try:
-            if value.lower().startswith(("http://", "https://")):
-                data = await fetch_image(
-                    value, allow=s.fetch_allow_hosts, timeout=s.fetch_timeout, max_bytes=s.max_image_bytes
-                )
-            else:
-                data = images.decode_data_uri_or_base64(value, max_bytes=s.max_image_bytes)
-            if len(data) > s.max_image_bytes:
-                raise ApiError(400, f"image is too large (more than {s.max_image_bytes} bytes)")
-            # Decoding a large photo takes tens of ms: keep it off the event loop.
-            return await asyncio.to_thread(images.load_rgb_512, data, max_pixels=s.max_image_pixels)
-        except (FetchError, images.ImageError) as exc:
-            raise ApiError(400, str(exc)) from None
-
-    async def submit(self, request: Request, key: str) -> Job:
-        self.check_rate(key)
-        self.check_credits(key)
-        image_value, prompt, clothing = await self.read_params(request)
-        rgb = await self.load_image(image_value)
-        if self.queue.full():
-            raise ApiError(429, "The service is busy (queue full); retry later", self.queue_full_headers())
-        self.check_credits(key)  # again: another submit may have spent the last credit while we fetched
-        job = Job(
-            prompt=prompt,
-            clothing=clothing,
-            api_key=key,
-            output_path="",
-            simulate_failure=self.fail_rng.random() < self.settings.fail_rate,
-        )
-        job.output_path = os.path.join(self.data_dir, job.output_name)
-        self.charge(key)
-        self.store.add(job)
-        self.queue.put_nowait((job, rgb))
-        return job
-
-    # -------------------------------------------------------------------------------------------- bodies
-
-    def base_url(self, request: Request) -> str:
-        return (self.settings.public_url or str(request.base_url)).rstrip("/") + "/"
-
-    def urls(self, request: Request, job: Job) -> dict[str, str]:
-        base = self.base_url(request)
-        status_url = f"{base}v2/requests/{job.id}/status"
-        return {"status_url": status_url, "response_url": f"{base}v2/requests/{job.id}", "poll_url": status_url}
-
-    def metrics(self, job: Job) -> dict[str, Any]:
-        if job.state != COMPLETED or job.inference_time is None:
-            return {}
-        assert job.finished is not None
-        return {"inference_time": round(job.inference_time, 4), "total_time": round(job.finished - job.created, 4)}
-
-    def status_body(self, request: Request, job: Job) -> tuple[int, dict[str, Any]]:
-        urls = self.urls(request, job)
-        body: dict[str, Any] = {
-            "status": job.state,
-            "request_id": job.id,
-            "status_url": urls["status_url"],
-            "response_url": urls["response_url"],
-            "metrics": self.metrics(job),
-        }
-        if job.state == FAILED:
-            body["error"] = job.error
-            return 422, body
-        return 200, body
-
-    def result_body(self, request: Request, job: Job) -> tuple[int, dict[str, Any]]:
-        body: dict[str, Any] = {
-            "status": job.state,
-            "request_id": job.id,
-            "error": job.error,
-            "output": None,
-            "metrics": self.metrics(job),
-        }
-        if job.state == COMPLETED:
-            body["output"] = f"{self.base_url(request)}outputs/{job.output_name}"
-            body["edit"] = job.meta
-            return 200, body
-        if job.state == FAILED:
-            return 422, body
-        return 200, body
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(400, f"Request body is too large (limit {limit} bytes)")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(400, f"Request body is too large (limit {limit} bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-_SUBMIT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image", "prompt"],
-                    "properties": {
-                        "image": {
-                            "type": "string",
-                            "description": "http(s) URL, data: URI or base64 image; center-cropped to 512x512",
-                        },
-                        "prompt": {"type": "string", "example": "a person wearing blue jeans"},
-                        "clothing": {"type": "string", "enum": list(CLOTHING), "default": "topwear"},
-                    },
-                }
-            }
-        },
-    }
-}
-
-
-def create_app(settings: Settings) -> FastAPI:
-    service = Service(settings)
+def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> FastAPI:
+    service = Service(settings, resolve=resolve)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -349,6 +55,23 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
+    submit_doc = openapi_body(SubmitBody)
+
+    def base_url(request: Request) -> str:
+        return (settings.public_url or str(request.base_url)).rstrip("/") + "/"
+
+    def api_key(request: Request) -> str:
+        return service.authenticate(request.headers.get("x-api-key"))
+
+    async def submit_body(request: Request) -> SubmitBody:
+        limit = settings.max_body_bytes
+        try:
+            raw = await read_capped(request.stream(), limit=limit, declared=request.headers.get("content-length"))
+            return parse_submit(raw)
+        except TooLarge:
+            raise ApiError(400, f"Request body is too large (limit {limit} bytes)") from None
+        except BodyError as exc:
+            raise ApiError(400, str(exc)) from None
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -363,43 +86,33 @@ def create_app(settings: Settings) -> FastAPI:
         return _error(400, "Bad request parameters")  # 422 is reserved for FAILED jobs in this protocol
 
     @app.middleware("http")
-    async def inject_faults(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        if settings.error_rate > 0 and path.startswith(("/v1/", "/v2/")):
+    async def inject_faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if settings.error_rate > 0 and request.url.path.startswith(("/v1/", "/v2/")):
             if service.error_rng.random() < settings.error_rate:
                 status = service.error_rng.choice((500, 502, 429))
-                headers = _retry_headers(1) if status == 429 else None
+                headers = retry_headers(1) if status == 429 else None
                 return _error(status, f"Injected fault (--error-rate): HTTP {status}", headers)
-        response: Response = await call_next(request)
-        return response
+        return await call_next(request)
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "engine": settings.engine,
-            "workers": settings.workers,
-            "queued": service.queue.qsize(),
-            "jobs": service.store.counts(),
-        }
+        return service.health()
 
-    @app.post("/v2/{slug}", tags=["fashion-ai"], openapi_extra=_SUBMIT_BODY)
+    @app.post("/v2/{slug}", tags=["fashion-ai"], openapi_extra=submit_doc)
     async def submit_async(slug: str, request: Request) -> JSONResponse:
         """Async submit: answers at once with the request id and absolute status/response URLs."""
-        key = service.authenticate(request)
-        if slug != MODEL_SLUG:
-            raise ApiError(404, f"Model {slug} not found")
-        job = await service.submit(request, key)
-        body = {"request_id": job.id, "status": QUEUED, **service.urls(request, job)}
+        key = api_key(request)
+        service.check_model(slug)
+        job = await service.submit(key=key, body=await submit_body(request))
+        body = service.submitted_body(job, base_url=base_url(request))
         return JSONResponse(body, headers=service.credit_headers(key))
 
-    @app.post("/v1/{slug}", tags=["fashion-ai"], openapi_extra=_SUBMIT_BODY, response_class=Response)
+    @app.post("/v1/{slug}", tags=["fashion-ai"], openapi_extra=submit_doc, response_class=Response)
     async def run_sync(slug: str, request: Request) -> Response:
         """Sync: waits for the edit and answers with the PNG image itself (FAILED -> 422 JSON)."""
-        key = service.authenticate(request)
-        if slug != MODEL_SLUG:
-            raise ApiError(404, f"Model {slug} not found")
-        job = await service.submit(request, key)
+        key = api_key(request)
+        service.check_model(slug)
+        job = await service.submit(key=key, body=await submit_body(request))
         try:
             await asyncio.wait_for(job.done.wait(), SYNC_TIMEOUT)
         except TimeoutError:
@@ -411,22 +124,22 @@ def create_app(settings: Settings) -> FastAPI:
             headers["x-inference-time"] = f"{job.inference_time:.4f}"
         return FileResponse(job.output_path, media_type="image/png", headers=headers)
 
-    @app.get("/v2/requests/{request_id}/status", tags=["requests"])
-    async def request_status(request_id: str, request: Request) -> JSONResponse:
-        service.authenticate(request)
+    async def _held() -> None:
         if settings.status_delay:  # a slow provider: the answer (and the connection) is held this long
             await asyncio.sleep(settings.status_delay)
-        job = _job_or_404(service, request_id)
-        status, body = service.status_body(request, job)
+
+    @app.get("/v2/requests/{request_id}/status", tags=["requests"])
+    async def request_status(request_id: str, request: Request) -> JSONResponse:
+        key = api_key(request)
+        await _held()
+        status, body = service.status_body(service.job_for(key=key, request_id=request_id), base_url=base_url(request))
         return JSONResponse(body, status_code=status)
 
     @app.get("/v2/requests/{request_id}", tags=["requests"])
     async def request_result(request_id: str, request: Request) -> JSONResponse:
-        service.authenticate(request)
-        if settings.status_delay:
-            await asyncio.sleep(settings.status_delay)
-        job = _job_or_404(service, request_id)
-        status, body = service.result_body(request, job)
+        key = api_key(request)
+        await _held()
+        status, body = service.result_body(service.job_for(key=key, request_id=request_id), base_url=base_url(request))
         return JSONResponse(body, status_code=status)
 
     @app.get("/v1/requests/{request_id}", tags=["requests"])
@@ -437,19 +150,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/outputs/{name}", tags=["outputs"], response_class=Response)
     async def output(name: str) -> Response:
         """The result image. Unguessable URL, no key needed (like a presigned link); gone after retention."""
-        job = service.store.get_by_output(name)
-        if job is None or not os.path.exists(job.output_path):
+        path = service.output_path(name)
+        if not os.path.exists(path):
             raise ApiError(404, "Output not found (unknown or expired)")
-        return FileResponse(job.output_path, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
     return app
 
 
-def _job_or_404(service: Service, request_id: str) -> Job:
-    job = service.store.get(request_id)
-    if job is None:
-        raise ApiError(404, f"Request {request_id} not found")
-    return job
-
-
-__all__ = ["create_app", "TERMINAL"]
+__all__ = ["create_app"]

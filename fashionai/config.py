@@ -31,15 +31,20 @@ class Settings:
     seed: int | None = None  # makes the fault knobs reproducible
     # key -> credits (None: unlimited). Empty dict: the service refuses to start without keys.
     api_keys: dict[str, int | None] = field(default_factory=dict)
-    rate_limit: int = 0  # submits per key per minute, 0 = off
+    rate_limit: int = 1200  # submits per key per minute, 0 = off
     max_queue: int = 10000  # jobs waiting for an engine worker before submits get 429
+    # Compressed input bytes the queue may hold (memory, not a job count, is what runs out) before submits get 429.
+    max_queue_bytes: int = 256 * 1024 * 1024
+    max_inflight_per_key: int = 1000  # jobs not yet finished per API key before its submits get 429, 0 = off
     max_body_bytes: int = 20 * 1024 * 1024
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     fetch_timeout: float = 15.0
-    # Empty: fetch from any host (development). Set: only these hosts ("*.example.com" allowed), and never from
-    # loopback/private/link-local/metadata addresses, also after redirects.
+    # Hosts image URLs may come from ("*.example.com" allowed, "*" for any); empty: image URLs are refused. Never
+    # from loopback/private/link-local/metadata addresses, also after redirects (fashionai/fetch.py).
     fetch_allow_hosts: tuple[str, ...] = ()
+    # Exact (host, port) pairs fetched even though they resolve to internal addresses: your own object store.
+    fetch_allow_internal: frozenset[tuple[str, int]] = frozenset()
     public_url: str | None = None  # base for absolute URLs when behind a proxy; default: the request's own host
 
 
@@ -78,6 +83,21 @@ def parse_api_keys(raw: str, default_credits: int | None = None) -> dict[str, in
     return keys
 
 
+def parse_host_ports(name: str, raw: str) -> frozenset[tuple[str, int]]:
+    """`s3.internal:8333,[fd00::5]:9000` -> {("s3.internal", 8333), ("fd00::5", 9000)}; the port is required."""
+    pairs: set[tuple[str, int]] = set()
+    for item in raw.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]").rstrip(".")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} entry {item!r} must be host:port (the exact port of the internal service)")
+        pairs.add((host, int(port)))
+    return frozenset(pairs)
+
+
 NUMERIC: dict[str, tuple[str, float, float]] = {
     # attribute: (kind, min, max)
     "port": ("int", 0, 65535),
@@ -90,6 +110,8 @@ NUMERIC: dict[str, tuple[str, float, float]] = {
     "seed": ("int", 0, 2**63),
     "rate_limit": ("int", 0, 10**9),
     "max_queue": ("int", 1, 10**7),
+    "max_queue_bytes": ("int", 1024 * 1024, 2**40),
+    "max_inflight_per_key": ("int", 0, 10**7),
     "max_body_bytes": ("int", 1024, 2**31),
     "max_image_bytes": ("int", 1024, 2**31),
     "max_image_pixels": ("int", 1, 10**9),
@@ -119,6 +141,8 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     values["api_keys"] = parse_api_keys(keys_raw, default_credits)
     hosts_raw = overrides.pop("fetch_allow_hosts", None) or env.get("FASHIONAI_FETCH_ALLOW_HOSTS", "")
     values["fetch_allow_hosts"] = tuple(h.strip().lower() for h in str(hosts_raw).split(",") if h.strip())
+    internal_raw = overrides.pop("fetch_allow_internal", None) or env.get("FASHIONAI_FETCH_ALLOW_INTERNAL", "")
+    values["fetch_allow_internal"] = parse_host_ports("FASHIONAI_FETCH_ALLOW_INTERNAL", str(internal_raw))
     for attr, value in overrides.items():
         if value is not None:
             values[attr] = value

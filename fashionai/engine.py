@@ -22,6 +22,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from fashionai.prompt import Colour, EditSpec, parse_prompt
 
@@ -38,13 +39,18 @@ L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = 11, 12, 13, 14, 15,
 L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 23, 24, 25, 26, 27, 28
 
 
+Image = NDArray[np.uint8]  # H x W x 3 RGB
+Mask = NDArray[np.bool_]  # H x W
+Floats = NDArray[np.floating[Any]]  # landmarks, Lab pixels, weights (float32 or wider after arithmetic)
+
+
 class EngineFailure(Exception):
     """A job the engine cannot do; the message is shown to the user as the job's error."""
 
 
 @dataclass
 class EditResult:
-    image: np.ndarray
+    image: Image
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,11 +76,11 @@ def warm_up() -> None:
     _pose()
 
 
-def passthrough(rgb: np.ndarray, prompt: str, clothing: str) -> EditResult:
+def passthrough(rgb: Image, prompt: str, clothing: str) -> EditResult:
     return EditResult(image=rgb, meta={"engine": "passthrough", "clothing": clothing, "limitations": LIMITATION})
 
 
-def recolor(rgb: np.ndarray, prompt: str, clothing: str) -> EditResult:
+def recolor(rgb: Image, prompt: str, clothing: str) -> EditResult:
     if clothing not in CLOTHING:
         raise EngineFailure(f"clothing must be one of {', '.join(CLOTHING)}")
     spec = parse_prompt(prompt)
@@ -85,7 +91,7 @@ def recolor(rgb: np.ndarray, prompt: str, clothing: str) -> EditResult:
             "It can only recolour or pattern the existing garment, not change its type or shape."
         )
     if rgb.shape != (SIZE, SIZE, 3):
-        rgb = cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        rgb = np.asarray(cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA), np.uint8)
     result = _pose().process(rgb)
     if result.pose_landmarks is None or result.segmentation_mask is None:
         raise EngineFailure("No person found in the photo. Use a photo of one person, upper body or full body visible.")
@@ -94,7 +100,7 @@ def recolor(rgb: np.ndarray, prompt: str, clothing: str) -> EditResult:
     if person.mean() < 0.02:
         raise EngineFailure("No person found in the photo (the detected figure is too small or unclear).")
 
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab = np.asarray(cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab), np.float32)
     face = _face_box(lm)
     if clothing == "topwear":
         geometry, core = _topwear_geometry(lm)
@@ -134,28 +140,28 @@ ENGINES = {"recolor": recolor, "passthrough": passthrough}
 # ----------------------------------------------------------------------------------------------------- geometry
 
 
-def _pt(lm: np.ndarray, i: int) -> np.ndarray:
+def _pt(lm: Floats, i: int) -> Floats:
     return lm[i, :2].astype(np.float32)
 
 
-def _poly_mask(points: list[np.ndarray]) -> np.ndarray:
+def _poly_mask(points: list[Floats]) -> Mask:
     canvas = np.zeros((SIZE, SIZE), np.uint8)
     cv2.fillPoly(canvas, [np.round(np.array(points)).astype(np.int32)], (1,))
     return canvas.astype(bool)
 
 
-def _limb(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, thickness: float) -> None:
+def _limb(canvas: NDArray[np.uint8], a: Floats, b: Floats, thickness: float) -> None:
     start = (int(round(float(a[0]))), int(round(float(a[1]))))
     end = (int(round(float(b[0]))), int(round(float(b[1]))))
     cv2.line(canvas, start, end, (1,), max(2, int(thickness)))
 
 
-def _visible(lm: np.ndarray, i: int, minimum: float = 0.5) -> bool:
+def _visible(lm: Floats, i: int, minimum: float = 0.5) -> bool:
     x, y, vis = lm[i]
     return bool(vis >= minimum and -0.02 * SIZE <= x <= 1.02 * SIZE and -0.02 * SIZE <= y <= 1.02 * SIZE)
 
 
-def _face_box(lm: np.ndarray) -> np.ndarray | None:
+def _face_box(lm: Floats) -> Mask | None:
     """Face area (eyes to below the mouth), always protected from edits and used as the skin colour sample."""
     pts = lm[[NOSE, 1, 2, L_EYE_OUT, 4, 5, R_EYE_OUT, 7, 8, MOUTH_L, MOUTH_R]]
     if pts[:, 2].mean() < 0.5:
@@ -172,7 +178,7 @@ def _face_box(lm: np.ndarray) -> np.ndarray | None:
     return box
 
 
-def _torso_frame(lm: np.ndarray, top: tuple[int, int], bottom: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _torso_frame(lm: Floats, top: tuple[int, int], bottom: tuple[int, int]) -> tuple[Floats, Floats]:
     """Unit vectors (across, down) of the torso. `across` is perpendicular to the spine, not the shoulder line:
     in a profile pose the two shoulders nearly coincide and their difference points nowhere useful."""
     mid_top = (_pt(lm, top[0]) + _pt(lm, top[1])) / 2
@@ -185,7 +191,7 @@ def _torso_frame(lm: np.ndarray, top: tuple[int, int], bottom: tuple[int, int]) 
     return across, down
 
 
-def _topwear_geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _topwear_geometry(lm: Floats) -> tuple[Mask, Mask]:
     if not (_visible(lm, L_SHOULDER) and _visible(lm, R_SHOULDER)):
         return np.zeros((SIZE, SIZE), bool), np.zeros((SIZE, SIZE), bool)
     ls, rs, lh, rh = (_pt(lm, i) for i in (L_SHOULDER, R_SHOULDER, L_HIP, R_HIP))
@@ -234,7 +240,7 @@ def _topwear_geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return canvas.astype(bool), core
 
 
-def _bottomwear_geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _bottomwear_geometry(lm: Floats) -> tuple[Mask, Mask]:
     empty = np.zeros((SIZE, SIZE), bool)
     if not (_visible(lm, L_HIP) and _visible(lm, R_HIP)):
         return empty, empty
@@ -273,22 +279,22 @@ def _bottomwear_geometry(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------------- masks
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def _dilate(mask: Mask, radius: int) -> Mask:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
 
-def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
+def _erode(mask: Mask, radius: int) -> Mask:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.erode(mask.astype(np.uint8), kernel).astype(bool)
 
 
-def _weighted(lab: np.ndarray) -> np.ndarray:
+def _weighted(lab: Floats) -> Floats:
     # Lightness varies with shading across one garment; chroma is more telling, so L counts half.
     return lab * np.array([0.5, 1.0, 1.0], np.float32)
 
 
-def _clusters(samples: np.ndarray, k: int) -> np.ndarray:
+def _clusters(samples: Floats, k: int) -> Floats:
     if len(samples) > 4000:
         # Deterministic subsample (fixed stride), not random: same input -> same output.
         samples = samples[:: len(samples) // 4000 + 1]
@@ -302,14 +308,15 @@ def _clusters(samples: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(centres, np.float32)
 
 
-def _nearest(pixels: np.ndarray, centres: np.ndarray) -> np.ndarray:
+def _nearest(pixels: Floats, centres: Floats) -> Floats:
     d = ((pixels[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    return np.sqrt(d.min(axis=1))
+    nearest: Floats = np.sqrt(d.min(axis=1))
+    return nearest
 
 
 def _refine(
-    lab: np.ndarray, region: np.ndarray, core: np.ndarray, face: np.ndarray | None, person: np.ndarray
-) -> np.ndarray:
+    lab: Floats, region: Mask, core: Mask, face: Mask | None, person: Mask
+) -> Mask:
     wlab = _weighted(lab)
     garment = _clusters(wlab[core], 3)
     core_dist = _nearest(wlab[core], garment)
@@ -323,10 +330,11 @@ def _refine(
         d_skin = _nearest(pixels, skin)
         # Closer to skin than to the garment: arms, neck, hands.
         keep &= ~((d_skin < d_garment) & (d_skin < 14.0))
-    mask: np.ndarray = np.zeros((SIZE, SIZE), np.uint8)
+    mask: NDArray[np.uint8] = np.zeros((SIZE, SIZE), np.uint8)
     mask[ys[keep], xs[keep]] = 1
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)), np.uint8)
+    closing = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, closing), np.uint8)
     # Keep the pieces that belong to the seeded garment (drop stray same-coloured bits of background or skin).
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     keep_labels = np.zeros(count, bool)
@@ -341,11 +349,11 @@ def _refine(
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(filled, contours, -1, (1,), thickness=-1)
     holes = (filled > 0) & (mask == 0) & region
-    result = (mask > 0) | holes
-    return result & region
+    result: Mask = ((mask > 0) | holes) & region
+    return result
 
 
-def _snap_edges(rgb: np.ndarray, mask: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+def _snap_edges(rgb: Image, mask: Mask, allowed: Mask) -> Mask:
     """GrabCut in a thin band around the mask edge, at half resolution on the mask's bounding box (~40 ms)."""
     band_out = _dilate(mask, 6) & allowed
     band_in = _erode(mask, 6)
@@ -386,9 +394,9 @@ def _snap_edges(rgb: np.ndarray, mask: np.ndarray, allowed: np.ndarray) -> np.nd
 # ----------------------------------------------------------------------------------------------------- recolour
 
 
-def _target_lab(colour: Colour) -> np.ndarray:
+def _target_lab(colour: Colour) -> Floats:
     rgb = np.array([[colour.rgb]], np.float32) / 255.0
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[0, 0].astype(np.float32)
+    lab: Floats = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[0, 0].astype(np.float32)
     lab[0] = np.clip(lab[0] + colour.lightness_delta, 4.0, 97.0)
     lab[1:] *= colour.chroma_factor
     return lab
@@ -408,7 +416,7 @@ _MATERIAL_LOOK = {
 }
 
 
-def _pattern_weight(pattern: str, lm: np.ndarray) -> np.ndarray:
+def _pattern_weight(pattern: str, lm: Floats) -> Floats:
     """0..1 per pixel: where the pattern's second colour goes. Body-aligned, scaled by shoulder width."""
     ls, rs = _pt(lm, L_SHOULDER), _pt(lm, R_SHOULDER)
     sw = max(float(np.linalg.norm(ls - rs)), 40.0)
@@ -419,9 +427,10 @@ def _pattern_weight(pattern: str, lm: np.ndarray) -> np.ndarray:
     u = xx * across[0] + yy * across[1]  # along the shoulders
     v = -xx * across[1] + yy * across[0]  # down the body
 
-    def bands(coord: np.ndarray, period: float) -> np.ndarray:
+    def bands(coord: Floats, period: float) -> Floats:
         # Anti-aliased square wave: smooth edges avoid jaggies after the blend.
-        return np.clip((np.abs(((coord / period) % 1.0) - 0.5) - 0.25) * period * 0.5 + 0.5, 0.0, 1.0)
+        wave: Floats = np.clip((np.abs(((coord / period) % 1.0) - 0.5) - 0.25) * period * 0.5 + 0.5, 0.0, 1.0)
+        return wave
 
     if pattern == "stripes":
         return bands(v, sw / 7.0)
@@ -433,10 +442,11 @@ def _pattern_weight(pattern: str, lm: np.ndarray) -> np.ndarray:
     cu = (u / period) % 1.0 - 0.5
     cv = (v / period) % 1.0 - 0.5
     r = np.sqrt(cu**2 + cv**2) * period
-    return np.clip(period * 0.22 - r + 0.5, 0.0, 1.0)
+    dots: Floats = np.clip(period * 0.22 - r + 0.5, 0.0, 1.0)
+    return dots
 
 
-def _recolour(rgb: np.ndarray, lab: np.ndarray, mask: np.ndarray, spec: EditSpec, lm: np.ndarray) -> np.ndarray:
+def _recolour(rgb: Image, lab: Floats, mask: Mask, spec: EditSpec, lm: Floats) -> Image:
     garment_l = lab[..., 0][mask]
     mean_l = float(garment_l.mean())
     std_l = float(garment_l.std()) + 1e-3
@@ -485,7 +495,7 @@ def _recolour(rgb: np.ndarray, lab: np.ndarray, mask: np.ndarray, spec: EditSpec
     return out
 
 
-def edit(rgb: np.ndarray, prompt: str, clothing: str, engine: str = "recolor") -> tuple[EditResult, float]:
+def edit(rgb: Image, prompt: str, clothing: str, engine: str = "recolor") -> tuple[EditResult, float]:
     """Run one edit and measure its compute time (seconds)."""
     started = time.perf_counter()
     result = ENGINES[engine](rgb, prompt, clothing)

@@ -8,6 +8,7 @@ import io
 import warnings
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 SIZE = 512
@@ -34,7 +35,21 @@ def decode_data_uri_or_base64(value: str, *, max_bytes: int) -> bytes:
         raise ImageError("image must be an http(s) URL, a data: URI or base64-encoded image bytes") from None
 
 
-def load_rgb_512(data: bytes, *, max_pixels: int) -> np.ndarray:
+def probe(data: bytes, *, max_pixels: int) -> None:
+    """Cheap check at submit time (header only, no pixels decoded): a readable image within the pixel limit.
+    The decode itself happens in the engine worker, so queued jobs hold compressed bytes, not pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"image could not be decoded ({exc.__class__.__name__})") from None
+    if width * height > max_pixels:
+        raise ImageError(f"image has too many pixels ({width}x{height}; limit {max_pixels})")
+
+
+def load_rgb_512(data: bytes, *, max_pixels: int) -> NDArray[np.uint8]:
     """Decode any Pillow-readable image, honour EXIF orientation, center-crop and resize to 512x512 RGB (uint8)."""
     try:
         with warnings.catch_warnings():
@@ -54,7 +69,7 @@ def load_rgb_512(data: bytes, *, max_pixels: int) -> np.ndarray:
     return np.asarray(fitted, dtype=np.uint8).copy()
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
+def encode_png(rgb: NDArray[np.uint8]) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()

@@ -15,8 +15,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import numpy as np
-
 log = logging.getLogger("fashionai.pool")
 
 _ENGINE_NAME = "recolor"
@@ -29,11 +27,11 @@ def _worker_init(engine_name: str) -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Each process gets one core's worth of work; OpenCV's own thread pool would oversubscribe the machine.
-    import cv2
+    import cv2  # lazy: the HTTP process never needs OpenCV
 
     cv2.setNumThreads(1)
     if engine_name == "recolor":
-        from fashionai import engine
+        from fashionai import engine  # lazy: imports OpenCV, only engine workers load it
 
         engine.warm_up()
 
@@ -43,13 +41,18 @@ def _ping() -> int:
     return os.getpid()
 
 
-def run_engine_job(rgb_bytes: bytes, prompt: str, clothing: str, out_path: str) -> dict[str, Any]:
-    """Runs inside a worker process. Returns a small dict (the image goes to `out_path`, not through the pipe)."""
-    import cv2
+def run_engine_job(data: bytes, prompt: str, clothing: str, out_path: str, max_pixels: int) -> dict[str, Any]:
+    """Runs inside a worker process: decodes the compressed input here (the queue holds only its bytes), edits,
+    writes the PNG to `out_path`. Returns a small dict; the image never goes back through the pipe."""
+    import cv2  # lazy: see _worker_init
 
-    from fashionai import engine
+    from fashionai import engine, images  # lazy: engine imports OpenCV
 
-    rgb = np.frombuffer(rgb_bytes, dtype=np.uint8).reshape(engine.SIZE, engine.SIZE, 3)
+    try:
+        rgb = images.load_rgb_512(data, max_pixels=max_pixels)
+    except images.ImageError as exc:
+        return {"ok": False, "error": str(exc)}
+    del data
     try:
         result, seconds = engine.edit(rgb, prompt, clothing, _ENGINE_NAME)
     except engine.EngineFailure as exc:
@@ -87,11 +90,11 @@ class EnginePool:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(self.workers)))
 
-    async def run(self, rgb: np.ndarray, prompt: str, clothing: str, out_path: str) -> dict[str, Any]:
+    async def run(self, data: bytes, prompt: str, clothing: str, out_path: str, max_pixels: int) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         executor = self._executor
         try:
-            return await loop.run_in_executor(executor, run_engine_job, rgb.tobytes(), prompt, clothing, out_path)
+            return await loop.run_in_executor(executor, run_engine_job, data, prompt, clothing, out_path, max_pixels)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): fail this job and start a fresh pool for the next ones.
             if self._executor is executor:  # only the first job to notice replaces the pool

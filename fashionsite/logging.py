@@ -8,7 +8,9 @@ formatters are covered too), pass every string through `redact()`, which removes
   database/Redis/SMTP URLs, the self-hosted service's keys, SENTRY_DSN, ...), wherever they appear;
 - `name=value` / `"name": "value"` / `name: value` pairs whose name says secret: x-api-key, api_key, password,
   token, secret, X-Amz-Signature/Credential/Security-Token (presigned URLs), Authorization;
-- passwords in URLs (`scheme://user:password@host`) and AWS access key ids.
+- passwords in URLs (`scheme://user:password@host`) and AWS access key ids;
+- the query string and userinfo of every absolute URL (`fashionai.redact`, the same function the Fashion AI
+  service uses): a presigned URL keeps scheme, host and path, so nobody can fetch the object from a log line.
 
 This module is imported by settings (Sentry) and gunicorn's config, so it must not touch Django settings at import.
 """
@@ -24,6 +26,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pythonjsonlogger.json import JsonFormatter
+
+# Standard library only, shared with the service: one redaction for both.
+from fashionai.redact import redact_urls
 
 REDACTED = "[REDACTED]"
 
@@ -145,6 +150,7 @@ def redact(text: str) -> str:
     for value in secret_values():
         if value in text:
             text = text.replace(value, REDACTED)
+    text = redact_urls(text)
     text = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}{REDACTED}{m.group('at')}", text)
     text = _AUTHORIZATION_RE.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
     text = _KEY_VALUE_RE.sub(_redact_key_value, text)
@@ -240,7 +246,9 @@ def logging_config(*, level: str = "INFO", fmt: str = "json", stream: str = "ext
                         "stream": stream},
         },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "WARNING"}},
+        # httpx logs every request URL at INFO and httpcore each connection step: noise, and URLs are data.
+        "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
+                    "httpcore": {"level": "WARNING"}},
     }
 
 

@@ -192,10 +192,6 @@ USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
 # How long a presigned URL handed to a browser stays valid (seconds; S3 signs for at most 7 days).
 S3_PRESIGN_MAX_SECONDS = 7 * 24 * 3600
 MEDIA_URL_EXPIRE_SECONDS = env_int("MEDIA_URL_EXPIRE_SECONDS", 600, min=1, max=S3_PRESIGN_MAX_SECONDS, unit="seconds")
-# The provider fetches the input image from a presigned URL; it must outlive a slow queue (> 1 h).
-PROVIDER_INPUT_URL_EXPIRE_SECONDS = env_int(
-    "PROVIDER_INPUT_URL_EXPIRE_SECONDS", 7200, min=1, max=S3_PRESIGN_MAX_SECONDS, unit="seconds"
-)
 
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -270,6 +266,11 @@ FASHION_AI_TIMEOUT_SECONDS = env_float("FASHION_AI_TIMEOUT_SECONDS", 30.0, posit
 FASHION_AI_RETENTION_SECONDS = env_int("FASHION_AI_RETENTION_SECONDS", 3600, min=1, unit="seconds")
 # Give up on a job that has not finished after this long.
 FASHION_AI_JOB_DEADLINE_SECONDS = env_int("FASHION_AI_JOB_DEADLINE_SECONDS", 1800, min=1, unit="seconds")
+# The provider fetches the input from a presigned URL: valid as long as the job may run, no longer.
+PROVIDER_INPUT_URL_EXPIRE_SECONDS = env_int(
+    "PROVIDER_INPUT_URL_EXPIRE_SECONDS", FASHION_AI_JOB_DEADLINE_SECONDS, min=1, max=S3_PRESIGN_MAX_SECONDS,
+    unit="seconds",
+)
 # Expected provider time before any history exists: Segmind's cloud measured ~64 s a job, the self-hosted
 # engine well under a second plus its queue. Recent jobs' times replace this as soon as there are some.
 FASHION_AI_EXPECTED_SECONDS = env_float(

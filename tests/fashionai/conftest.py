@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -51,18 +52,19 @@ class _ImageHost(BaseHTTPRequestHandler):
     payload = b""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's API)
-        if self.path == "/astronaut.jpg":
+        path = urlsplit(self.path).path  # presigned-style query strings are ignored, as S3 would after checking
+        if path == "/astronaut.jpg":
             self._send(200, self.payload, "image/jpeg")
-        elif self.path == "/redirect":
+        elif path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "/astronaut.jpg")
             self.end_headers()
-        elif self.path == "/big.jpg":
+        elif path == "/big.jpg":
             self._send(200, b"\xff" * 3_000_000, "image/jpeg")
-        elif self.path == "/slow.jpg":
+        elif path == "/slow.jpg":
             time.sleep(4)
             self._send(200, self.payload, "image/jpeg")
-        elif self.path == "/text":
+        elif path == "/text":
             self._send(200, b"this is not an image", "text/plain")
         else:
             self._send(404, b"not found", "text/plain")
@@ -94,13 +96,15 @@ def image_host(astronaut_jpeg: bytes) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def service() -> Iterator[FashionAIServer]:
-    """The real engine, two workers. Key `poor` has a single credit."""
+def service(image_host: str) -> Iterator[FashionAIServer]:
+    """The real engine, two workers. Key `poor` has a single credit; `other` is a second customer. The loopback
+    image host is allowed explicitly (internal addresses are refused otherwise)."""
     with run_fashionai(
         engine="recolor",
         workers=2,
-        api_keys="test-key,poor:1",
+        api_keys="test-key,poor:1,other-key",
         env={
+            "FASHIONAI_FETCH_ALLOW_INTERNAL": image_host.removeprefix("http://"),
             "FASHIONAI_FETCH_TIMEOUT": "1.5",
             "FASHIONAI_MAX_IMAGE_BYTES": "2000000",
             "FASHIONAI_MAX_BODY_BYTES": "3000000",

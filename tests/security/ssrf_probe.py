@@ -10,6 +10,7 @@ was ever contacted. Prints one JSON document on stdout.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import ipaddress
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from devservices.fashionai import run_fashionai  # noqa: E402
+from fashionai.fetch import FetchError, FetchPolicy, fetch_image  # noqa: E402
 
 PUBLIC_IP = "93.184.216.34"  # any globally routable address: inside the namespace it is ours
 INTERNAL_IPS = ("10.0.0.1", "169.254.169.254")
@@ -98,6 +100,44 @@ def _submit(server_url: str, key: str, image: str) -> dict[str, object]:
     return {"image": image, "status": response.status_code, "error": error}
 
 
+def _rebinding(port: int) -> dict[str, object]:
+    """A name whose DNS answer turns internal after the first lookup (rebinding), through the system resolver.
+
+    The check sees the public address; a client that resolves again to connect would reach 127.0.0.1. Runs the
+    service's own fetch code in this process, where socket.getaddrinfo can play the attacker's DNS server.
+    """
+    real = socket.getaddrinfo
+    answers = {"rebind.test": [PUBLIC_IP, "127.0.0.1"], "mixed.test": [PUBLIC_IP, "127.0.0.1"]}
+    lookups: list[str] = []
+
+    def attacker_dns(host: object, port: object, *args: object, **kwargs: object) -> list:  # type: ignore[type-arg]
+        name = str(host)
+        if name == "rebind.test":  # public on the first lookup, internal on every later one
+            lookups.append(name)
+            address = PUBLIC_IP if len(lookups) == 1 else "127.0.0.1"
+            return real(address, port, *args, **kwargs)  # type: ignore[arg-type]
+        if name == "mixed.test":  # both at once: one internal answer is enough to refuse
+            return [info for a in answers[name] for info in real(a, port, *args, **kwargs)]  # type: ignore[arg-type]
+        return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    policy = FetchPolicy(allow_hosts=("*",), timeout=10)
+    results: dict[str, object] = {}
+    socket.getaddrinfo = attacker_dns  # type: ignore[assignment]
+    try:
+        for name in ("rebind.test", "mixed.test"):
+            HITS.clear()
+            try:
+                body = asyncio.run(fetch_image(f"http://{name}:{port}/photo.png", policy))
+                outcome = "fetched" if body == PNG else "other body"
+            except FetchError as exc:
+                outcome = f"refused: {exc.reason}"
+            results[name] = {"outcome": outcome, "hits": list(HITS)}
+    finally:
+        socket.getaddrinfo = real
+    results["lookups"] = len(lookups)
+    return results
+
+
 def main() -> None:
     _setup_network()
     http = DualStackServer(("::", 0), Handler)
@@ -126,6 +166,13 @@ def main() -> None:
         f"http://[::ffff:a9fe:a9fe]:{port}/latest/meta-data/",  # 169.254.169.254, IPv4-mapped
         f"http://[fe80::1]:{port}/photo.png",
         f"http://[fd00::1]:{port}/photo.png",
+        # IPv6 forms that embed IPv4 (a gateway or the stack itself would take them to 127.0.0.1 / 10.0.0.1)
+        f"http://[64:ff9b::7f00:1]:{port}/photo.png",  # NAT64
+        f"http://[64:ff9b:1::a00:1]:{port}/photo.png",  # NAT64 local-use
+        f"http://[2002:7f00:1::1]:{port}/photo.png",  # 6to4
+        f"http://[::127.0.0.1]:{port}/photo.png",  # IPv4-compatible
+        f"http://[::ffff:0:7f00:1]:{port}/photo.png",  # IPv4-translated
+        f"http://[fec0::1]:{port}/photo.png",  # site-local
         f"http://{PUBLIC_IP}@127.0.0.1:{port}/photo.png",  # userinfo trick: the host is 127.0.0.1
         "file:///etc/passwd",
         f"gopher://127.0.0.1:{port}/_GET%20/",
@@ -144,14 +191,21 @@ def main() -> None:
     ]
     report: dict[str, object] = {"port": port, "public_ip": PUBLIC_IP, "internal_ips": list(INTERNAL_IPS)}
 
-    # 1. Without the allow-list the hole is real: the service fetches loopback and the "metadata" address.
+    # 1. The control: allowed explicitly (host:port), the internal targets answer, so refusals below are the
+    #    policy's doing. Then the default (an empty list, what compose ships) fetches nothing at all.
     HITS.clear()
-    with run_fashionai() as server:
-        report["open"] = [
+    control_allow = f"127.0.0.1:{port},169.254.169.254:{port}"
+    with run_fashionai(env={"FASHIONAI_FETCH_ALLOW_INTERNAL": control_allow}) as server:
+        report["control"] = [
             _submit(server.root_url, server.api_key, url)
             for url in (f"http://127.0.0.1:{port}/photo.png", f"http://169.254.169.254:{port}/photo.png")
         ]
-    report["open_hits"] = list(HITS)
+    report["control_hits"] = list(HITS)
+    HITS.clear()
+    with run_fashionai() as server:
+        report["empty_internal"] = [_submit(server.root_url, server.api_key, url) for url in internal]
+        report["empty_public"] = _submit(server.root_url, server.api_key, f"{public}/photo.png")
+    report["empty_hits"] = list(HITS)
 
     # 2. Allow-list "*" (every host name passes): the address check alone must refuse every internal target.
     HITS.clear()
@@ -165,6 +219,7 @@ def main() -> None:
         report["star_data_uri"] = _submit(
             server.root_url, server.api_key, "data:image/png;base64," + base64.b64encode(PNG).decode()
         )
+        report["star_log"] = server.log()
     report["star_hits"] = list(HITS)
 
     # 3. A named list: other hosts are refused before any DNS or connection, and so are redirects off the list.
@@ -182,7 +237,9 @@ def main() -> None:
             _submit(server.root_url, server.api_key, f"{public}/to?url=http://10.0.0.1:{port}/photo.png"),
             _submit(server.root_url, server.api_key, f"{public}/photo.png"),
         ]
+        report["named_log"] = server.log()
     report["named_hits"] = list(HITS)
+    report["rebind"] = _rebinding(port)
     json.dump(report, sys.stdout)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
 import shutil
 import socket
@@ -30,6 +31,7 @@ import pytest
 from PIL import Image
 
 from devservices.fashionai import REPO_ROOT, FashionAIServer, run_fashionai
+from fashionsite.logging import RedactingFormatter, RedactingJsonFormatter, RedactSecretsFilter, logging_config
 
 PROBE = Path(__file__).with_name("ssrf_probe.py")
 BODY_LIMIT = 1_000_000
@@ -85,47 +87,109 @@ def _internal_hits(report: dict[str, Any], key: str) -> list[list[str]]:
     return [hit for hit in report[key] if hit[0] in internal]
 
 
-def test_without_the_allow_list_internal_addresses_are_reachable(ssrf_report: dict[str, Any]) -> None:
-    """The control: the probe's internal targets are real, so the refusals below are the allow-list's doing."""
-    assert [r["status"] for r in ssrf_report["open"]] == [200, 200]
-    assert {hit[0] for hit in _internal_hits(ssrf_report, "open_hits")} == {"127.0.0.1", "169.254.169.254"}
+GENERIC = "image URL could not be fetched"
 
 
-def test_allow_list_refuses_every_internal_address(ssrf_report: dict[str, Any]) -> None:
+def test_the_internal_targets_are_real_when_allowed_explicitly(ssrf_report: dict[str, Any]) -> None:
+    """The control: allowed by exact host:port, the probe's internal targets answer, so the refusals below are the
+    policy's doing."""
+    assert [r["status"] for r in ssrf_report["control"]] == [200, 200]
+    assert {hit[0] for hit in _internal_hits(ssrf_report, "control_hits")} == {"127.0.0.1", "169.254.169.254"}
+
+
+def test_empty_allow_list_fetches_nothing(ssrf_report: dict[str, Any]) -> None:
+    """What compose ships: no URL at all is fetched, internal or public, and nothing is contacted."""
+    for result in [*ssrf_report["empty_internal"], ssrf_report["empty_public"]]:
+        assert result["status"] == 400, result
+    assert ssrf_report["empty_hits"] == []
+
+
+def test_star_refuses_every_internal_address_with_one_generic_error(ssrf_report: dict[str, Any]) -> None:
     results = ssrf_report["star_internal"]
-    assert len(results) >= 20
+    assert len(results) >= 30
     for result in results:
         assert result["status"] == 400, result
-        assert result["error"], result
+        if urlsplit(result["image"]).scheme in ("http", "https"):
+            assert result["error"] == GENERIC, result  # no port or path oracle in the answers
     # Encoded forms of loopback are resolved and refused for what they are, not by luck of parsing.
-    by_host = {urlsplit(r["image"]).hostname: r["error"] for r in results}
-    for encoded in ("2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0", "::ffff:127.0.0.1", "::ffff:a9fe:a9fe"):
-        assert "internal address" in str(by_host[encoded]), (encoded, by_host[encoded])
+    log = ssrf_report["star_log"]
+    for encoded in (
+        "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0", "::ffff:127.0.0.1", "::ffff:a9fe:a9fe",
+        "64:ff9b::7f00:1", "64:ff9b:1::a00:1", "2002:7f00:1::1", "::127.0.0.1", "::ffff:0:7f00:1", "fec0::1",
+    ):
+        assert f"host {encoded!r} resolves to internal address" in log, encoded
     assert _internal_hits(ssrf_report, "star_hits") == []
 
 
-def test_allow_list_refuses_redirects_to_internal_addresses(ssrf_report: dict[str, Any]) -> None:
+def test_star_refuses_redirects_to_internal_addresses(ssrf_report: dict[str, Any]) -> None:
     for result in ssrf_report["star_redirects"]:
         assert result["status"] == 400, result
+        assert result["error"] == GENERIC, result
     # The public redirector was asked, the internal targets never were.
     assert any(hit[1].startswith("/to?") for hit in ssrf_report["star_hits"])
     assert _internal_hits(ssrf_report, "star_hits") == []
 
 
-def test_allow_list_still_fetches_public_hosts_and_data_uris(ssrf_report: dict[str, Any]) -> None:
+def test_star_still_fetches_public_hosts_and_data_uris(ssrf_report: dict[str, Any]) -> None:
     assert [r["status"] for r in ssrf_report["star_allowed"]] == [200, 200]
     assert ssrf_report["star_data_uri"]["status"] == 200
 
 
 def test_named_allow_list_refuses_unlisted_hosts_and_listed_internal_ones(ssrf_report: dict[str, Any]) -> None:
-    for result in ssrf_report["named_internal_listed"]:
-        assert result["status"] == 400 and "internal address" in result["error"], result
-    for result in ssrf_report["named_unlisted"]:
-        assert result["status"] == 400 and "not in the service's allowed hosts" in result["error"], result
+    log = ssrf_report["named_log"]
+    for result in [*ssrf_report["named_internal_listed"], *ssrf_report["named_unlisted"]]:
+        assert result["status"] == 400 and result["error"] == GENERIC, result
+    assert "host 'localhost' resolves to internal address" in log
+    assert "host '10.0.0.1' is not in FASHIONAI_FETCH_ALLOW_HOSTS" in log
     off_list, on_list = ssrf_report["named_redirect"]
-    assert off_list["status"] == 400 and "not in the service's allowed hosts" in off_list["error"]
+    assert off_list["status"] == 400 and off_list["error"] == GENERIC
     assert on_list["status"] == 200
     assert _internal_hits(ssrf_report, "named_hits") == []
+
+
+def test_dns_rebinding_connects_to_the_checked_address(ssrf_report: dict[str, Any]) -> None:
+    """A name that answers public, then 127.0.0.1: resolved once, and the connection goes to the public answer."""
+    rebind = ssrf_report["rebind"]
+    assert rebind["rebind.test"]["outcome"] == "fetched", rebind
+    assert [hit[0] for hit in rebind["rebind.test"]["hits"]] == [ssrf_report["public_ip"]]
+    assert rebind["lookups"] == 1  # checked and connected on one answer
+    # An answer that mixes a public and an internal address is refused before any connection.
+    assert rebind["mixed.test"]["outcome"].startswith("refused: host 'mixed.test' resolves to internal"), rebind
+    assert rebind["mixed.test"]["hits"] == []
+
+
+# --- Presigned URLs in the site's logs ----------------------------------------------------------------
+
+
+def test_site_log_lines_keep_no_query_or_userinfo_of_any_url() -> None:
+    """The site's handler filter and formatters use the service's redaction: a presigned input URL logged by the
+    site (plain or JSON) keeps scheme, host and path only."""
+    signature = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    url = (
+        "https://media.example.com/media/photos/7/in.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T0"
+        f"&X-Amz-Expires=1800&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}"
+    )
+    outputs = []
+    for formatter in (RedactingFormatter("%(levelname)s %(message)s"), RedactingJsonFormatter()):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(RedactSecretsFilter())
+        handler.setFormatter(formatter)
+        logger = logging.getLogger(f"tests.site_redaction.{type(formatter).__name__}")
+        logger.propagate = False
+        logger.addHandler(handler)
+        logger.warning("provider input %s", url)
+        logger.warning("store at %s failed", "https://user:s3cr3tpass@store.example.com/bucket?token=abc123xyz")
+        logger.removeHandler(handler)
+        outputs.append(stream.getvalue())
+    for output in outputs:
+        assert "https://media.example.com/media/photos/7/in.jpg?[REDACTED]" in output, output
+        assert "https://[REDACTED]@store.example.com/bucket?[REDACTED]" in output, output
+        for secret in (signature, "AKIAIOSFODNN7EXAMPLE", "X-Amz-", "s3cr3tpass", "abc123xyz"):
+            assert secret not in output, (secret, output)
+    loggers = logging_config()["loggers"]
+    assert loggers["httpx"]["level"] == loggers["httpcore"]["level"] == "WARNING"
 
 
 # --- Oversized bodies -----------------------------------------------------------------------------

@@ -1,0 +1,324 @@
+"""The service's logic on plain values: keys, bodies, jobs. No HTTP objects here; fashionai/app.py parses requests
+and turns answers into responses.
+
+The event loop only checks, fetches and enqueues; engine work (decoding included) runs in the process pool, and
+simulated delays are timers, so one process can hold thousands of waiting jobs and still answer polls fast. Memory
+is bounded by what the queue may hold in compressed input bytes, and each key by its jobs in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import logging
+import math
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fashionai import images
+from fashionai.config import Settings
+from fashionai.fetch import FetchError, FetchPolicy, Resolver, fetch_image, system_resolve
+from fashionai.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, Job, JobStore
+from fashionai.outputs import OutputDir, sweep_abandoned
+from fashionai.pool import EnginePool
+from fashionai.redact import redact_url
+from fashionai.schemas import SubmitBody
+
+log = logging.getLogger("fashionai")
+
+MODEL_SLUG = "fashion-ai"
+COST_PER_JOB = 1
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def retry_headers(seconds: float) -> dict[str, str]:
+    seconds = max(1, math.ceil(seconds))
+    reset = datetime.now(UTC) + timedelta(seconds=seconds)
+    return {
+        "Retry-After": str(seconds),
+        # ISO 8601 UTC, e.g. 2025-01-31T12:00:05Z
+        "x-rate-limit-reset-at-utc": reset.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+class Service:
+    def __init__(self, settings: Settings, *, resolve: Resolver = system_resolve) -> None:
+        self.settings = settings
+        self.store = JobStore(settings.retention)
+        self.pool = EnginePool(settings.workers, settings.engine)
+        # Queued jobs hold their compressed input; `queued_bytes` is what the byte budget counts.
+        self.queue: asyncio.Queue[tuple[Job, bytes]] = asyncio.Queue(maxsize=settings.max_queue)
+        self.queued_bytes = 0
+        self.inflight: collections.Counter[str] = collections.Counter()  # key -> jobs not finished
+        self.credits: dict[str, int | None] = dict(settings.api_keys)
+        self.submits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
+        # Separate streams: the fault pattern of jobs doesn't shift when the number of HTTP calls changes.
+        self.fail_rng = random.Random(f"{seed}-fail")
+        self.error_rng = random.Random(f"{seed}-error")
+        self.fetch_policy = FetchPolicy(
+            allow_hosts=settings.fetch_allow_hosts,
+            allow_internal=settings.fetch_allow_internal,
+            timeout=settings.fetch_timeout,
+            max_bytes=settings.max_image_bytes,
+        )
+        self.resolve = resolve
+        self.outputs: OutputDir | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.timers: dict[str, asyncio.TimerHandle] = {}  # job id -> pending --delay timer
+        self.recent_times: collections.deque[float] = collections.deque(maxlen=50)
+
+    # -------------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self.outputs = OutputDir()
+        for path in sweep_abandoned(self.outputs.root, keep=self.outputs.path):
+            log.info("removed %s, left behind by a service that was killed", path)
+        await self.pool.start()
+        # One dispatcher per engine worker: a job leaves QUEUED exactly when a worker is free for it.
+        self.tasks = [asyncio.create_task(self._dispatch()) for _ in range(self.settings.workers)]
+        self.tasks.append(asyncio.create_task(self._sweep()))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for timer in self.timers.values():
+            timer.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.to_thread(self.pool.shutdown)
+        self.store.clear()
+        if self.outputs is not None:
+            self.outputs.remove()
+
+    async def _sweep(self) -> None:
+        interval = min(max(self.settings.retention / 4, 0.05), 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            self.store.sweep()
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job, data = await self.queue.get()
+            self.queued_bytes -= len(data)
+            job.state = PROCESSING
+            started = time.monotonic()
+            if job.simulate_failure:
+                outcome: dict[str, Any] = {"ok": False, "error": "Simulated failure (--fail-rate)"}
+            else:
+                outcome = await self.pool.run(
+                    data, job.prompt, job.clothing, job.output_path, self.settings.max_image_pixels
+                )
+            del data
+            # --delay is served by a timer, after the engine has released its worker.
+            remaining = max(0.0, self.settings.delay - (time.monotonic() - started))
+            if remaining > 0:
+                self.timers[job.id] = loop.call_later(remaining, self._complete, job, outcome)
+            else:
+                self._complete(job, outcome)
+
+    def _complete(self, job: Job, outcome: dict[str, Any]) -> None:
+        self.timers.pop(job.id, None)
+        self._release(job.api_key)
+        if outcome.get("ok"):
+            job.inference_time = float(outcome["inference_time"])
+            job.meta = dict(outcome.get("meta") or {})
+            self.recent_times.append(job.inference_time)
+            self.store.finish(job, COMPLETED)
+        else:
+            self.store.finish(job, FAILED, error=str(outcome.get("error") or "The edit failed."))
+            self._refund(job.api_key)
+            log.info("request %s failed: %s", job.id, job.error)
+
+    def _release(self, key: str) -> None:
+        self.inflight[key] -= 1
+        if self.inflight[key] <= 0:
+            del self.inflight[key]
+
+    # -------------------------------------------------------------------------------------------- policy
+
+    def authenticate(self, key: str | None) -> str:
+        for known in self.credits:
+            if key and hmac.compare_digest(key.encode(), known.encode()):
+                return known
+        raise ApiError(401, "Invalid or missing API key (send it in the x-api-key header)")
+
+    def check_model(self, slug: str) -> None:
+        if slug != MODEL_SLUG:
+            raise ApiError(404, f"Model {slug} not found")
+
+    def check_rate(self, key: str) -> None:
+        limit = self.settings.rate_limit
+        if not limit:
+            return
+        now = time.monotonic()
+        window = self.submits[key]
+        while window and window[0] <= now - 60.0:
+            window.popleft()
+        if len(window) >= limit:
+            raise ApiError(
+                429, f"Rate limit exceeded ({limit} requests per minute)", retry_headers(window[0] + 60.0 - now)
+            )
+        window.append(now)
+
+    def check_credits(self, key: str) -> None:
+        remaining = self.credits[key]
+        if remaining is not None and remaining < COST_PER_JOB:
+            raise ApiError(406, "Not enough credits to process this request")
+
+    def charge(self, key: str) -> None:
+        remaining = self.credits[key]
+        if remaining is not None:
+            self.credits[key] = remaining - COST_PER_JOB
+
+    def _refund(self, key: str) -> None:
+        remaining = self.credits.get(key)
+        if remaining is not None:
+            self.credits[key] = remaining + COST_PER_JOB
+
+    def credit_headers(self, key: str) -> dict[str, str]:
+        headers = {"x-cost": str(COST_PER_JOB)}
+        remaining = self.credits.get(key)
+        if remaining is not None:
+            headers["x-remaining-credits"] = str(remaining)
+        return headers
+
+    def _busy_headers(self) -> dict[str, str]:
+        per_job = (sum(self.recent_times) / len(self.recent_times)) if self.recent_times else 0.3
+        return retry_headers(self.queue.qsize() * per_job / self.settings.workers)
+
+    def _reserve_slot(self, key: str) -> None:
+        limit = self.settings.max_inflight_per_key
+        if limit and self.inflight[key] >= limit:
+            raise ApiError(
+                429, f"Too many requests in progress for this API key (limit {limit}); retry later",
+                self._busy_headers(),
+            )
+        self.inflight[key] += 1
+
+    # -------------------------------------------------------------------------------------------- jobs
+
+    async def load_image(self, value: str) -> bytes:
+        """The input's compressed bytes, checked to be an image within the limits (not decoded: the engine
+        worker decodes it)."""
+        s = self.settings
+        try:
+            if value.lower().startswith(("http://", "https://")):
+                data = await fetch_image(value, self.fetch_policy, resolve=self.resolve)
+                log.info("input fetched from %s (%d bytes)", redact_url(value), len(data))
+            else:
+                data = images.decode_data_uri_or_base64(value, max_bytes=s.max_image_bytes)
+            if len(data) > s.max_image_bytes:
+                raise ApiError(400, f"image is too large (more than {s.max_image_bytes} bytes)")
+            images.probe(data, max_pixels=s.max_image_pixels)
+            return data
+        except FetchError as exc:
+            log.info("input not fetched from %s: %s", redact_url(value), exc.reason)
+            raise ApiError(400, str(exc)) from None
+        except images.ImageError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    async def submit(self, *, key: str, body: SubmitBody) -> Job:
+        self.check_rate(key)
+        self.check_credits(key)
+        self._reserve_slot(key)
+        try:
+            data = await self.load_image(body.image)
+            if self.queue.full() or self.queued_bytes + len(data) > self.settings.max_queue_bytes:
+                raise ApiError(429, "The service is busy (queue full); retry later", self._busy_headers())
+            self.check_credits(key)  # again: another submit may have spent the last credit while we fetched
+        except BaseException:
+            self._release(key)
+            raise
+        job = Job(
+            prompt=body.prompt,
+            clothing=body.clothing,
+            api_key=key,
+            output_path="",
+            simulate_failure=self.fail_rng.random() < self.settings.fail_rate,
+        )
+        assert self.outputs is not None, "submit before start"
+        job.output_path = self.outputs.file(job.output_name)
+        self.charge(key)
+        self.store.add(job)
+        self.queue.put_nowait((job, data))
+        self.queued_bytes += len(data)
+        return job
+
+    def job_for(self, *, key: str, request_id: str) -> Job:
+        """The key's own job. Another key's job answers exactly like an unknown one."""
+        job = self.store.get(request_id)
+        if job is None or not hmac.compare_digest(job.api_key.encode(), key.encode()):
+            raise ApiError(404, f"Request {request_id} not found")
+        return job
+
+    def output_path(self, name: str) -> str:
+        job = self.store.get_by_output(name)
+        if job is None:
+            raise ApiError(404, "Output not found (unknown or expired)")
+        return job.output_path
+
+    # -------------------------------------------------------------------------------------------- bodies
+
+    def urls(self, job: Job, *, base_url: str) -> dict[str, str]:
+        status_url = f"{base_url}v2/requests/{job.id}/status"
+        return {"status_url": status_url, "response_url": f"{base_url}v2/requests/{job.id}", "poll_url": status_url}
+
+    def submitted_body(self, job: Job, *, base_url: str) -> dict[str, Any]:
+        return {"request_id": job.id, "status": QUEUED, **self.urls(job, base_url=base_url)}
+
+    def metrics(self, job: Job) -> dict[str, Any]:
+        if job.state != COMPLETED or job.inference_time is None:
+            return {}
+        assert job.finished is not None
+        return {"inference_time": round(job.inference_time, 4), "total_time": round(job.finished - job.created, 4)}
+
+    def status_body(self, job: Job, *, base_url: str) -> tuple[int, dict[str, Any]]:
+        urls = self.urls(job, base_url=base_url)
+        body: dict[str, Any] = {
+            "status": job.state,
+            "request_id": job.id,
+            "status_url": urls["status_url"],
+            "response_url": urls["response_url"],
+            "metrics": self.metrics(job),
+        }
+        if job.state == FAILED:
+            body["error"] = job.error
+            return 422, body
+        return 200, body
+
+    def result_body(self, job: Job, *, base_url: str) -> tuple[int, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "status": job.state,
+            "request_id": job.id,
+            "error": job.error,
+            "output": None,
+            "metrics": self.metrics(job),
+        }
+        if job.state == COMPLETED:
+            body["output"] = f"{base_url}outputs/{job.output_name}"
+            body["edit"] = job.meta
+            return 200, body
+        if job.state == FAILED:
+            return 422, body
+        return 200, body
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "engine": self.settings.engine,
+            "workers": self.settings.workers,
+            "queued": self.queue.qsize(),
+            "queued_bytes": self.queued_bytes,
+            "jobs": self.store.counts(),
+        }
