@@ -68,7 +68,9 @@ def test_s3_down_while_results_are_saved(celery_worker_factory: Any, funded_user
     s3 = urlsplit(os.environ["AWS_S3_ENDPOINT_URL"])
     proxy = TcpProxy(s3.port or 80).start()
     try:
-        with run_fashionai(delay=1.5, retention=300) as fai:
+        # The presigned URLs go through the proxy: the one internal address the service may fetch.
+        allow = {"FASHIONAI_FETCH_ALLOW_INTERNAL": f"127.0.0.1:{proxy.port}"}
+        with run_fashionai(delay=1.5, retention=300, env=allow) as fai:
             worker = celery_worker_factory(fashionai=fai, env={"AWS_S3_ENDPOINT_URL": proxy.url()})
             users = [funded_user(5)]
             photos = {u.pk: make_photo(u) for u in users}
@@ -211,22 +213,25 @@ def test_worker_sigkilled_repeatedly(celery_worker_factory: Any, funded_user: An
 
 
 def test_s3_failing_between_result_and_thumbnail_leaves_no_orphan(celery_worker_factory: Any, funded_user: Any,
-                                                                   make_photo: Any, fashionai_service: Any) -> None:
+                                                                   make_photo: Any) -> None:
     """The result image is stored, then S3 fails before the thumbnail (the same window as a worker killed between
     storing a result and recording it). The retry must not leave the first copy behind in the bucket."""
     s3 = urlsplit(os.environ["AWS_S3_ENDPOINT_URL"])
     proxy = TcpProxy(s3.port or 80)
     try:
-        worker = celery_worker_factory(fashionai=fashionai_service, env={"AWS_S3_ENDPOINT_URL": proxy.start().url()})
-        users = [funded_user(1)]
-        photos = {u.pk: make_photo(u) for u in users}
-        ids = submit(users, photos, 1)
-        wait_until(lambda: in_flight(ids), timeout=20, what="job submitted", worker=worker)
-        proxy.cut_on_request(b"PUT ", nth=2)  # the result's PUT goes through, the thumbnail's is cut
-        wait_until(lambda: proxy.tripped, timeout=20, what="the thumbnail upload", worker=worker)
-        time.sleep(1)
-        proxy.restore()
-        done = wait_final(ids, timeout=40, worker=worker)
+        # The presigned URLs go through the proxy: the one internal address the service may fetch.
+        allow = {"FASHIONAI_FETCH_ALLOW_INTERNAL": f"127.0.0.1:{proxy.port}"}
+        with run_fashionai(delay=0.5, retention=300, env=allow) as fai:
+            worker = celery_worker_factory(fashionai=fai, env={"AWS_S3_ENDPOINT_URL": proxy.start().url()})
+            users = [funded_user(1)]
+            photos = {u.pk: make_photo(u) for u in users}
+            ids = submit(users, photos, 1)
+            wait_until(lambda: in_flight(ids), timeout=20, what="job submitted", worker=worker)
+            proxy.cut_on_request(b"PUT ", nth=2)  # the result's PUT goes through, the thumbnail's is cut
+            wait_until(lambda: proxy.tripped, timeout=20, what="the thumbnail upload", worker=worker)
+            time.sleep(1)
+            proxy.restore()
+            done = wait_final(ids, timeout=40, worker=worker)
     finally:
         proxy.cut()
     assert [j.state for j in done] == ["succeeded"]
