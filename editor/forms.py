@@ -6,10 +6,10 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from editor.images import ACCEPTED_LABEL, CropSquare
 from editor.models import Clothing, EditJob, Photo
 from editor.selectors.gallery import edit_job_for_owner, photo_for_owner
 from editor.services.edit_commands import PROMPT_MAX, PROMPT_MIN
-from editor.services.photos import ACCEPTED_LABEL, CropSquare
 
 # (chip label, prompt): short labels keep the chips on a line or two, even on a phone.
 PROMPT_EXAMPLES = (

@@ -1,13 +1,186 @@
-"""Small image helpers for edit results (thumbnails, format clean-up). Pillow only; results come in decoded once."""
+"""Image handling, Pillow only: uploads turned into a clean 512x512 RGB photo (or refused clearly), and the
+provider's results checked, re-encoded from pixels and thumbnailed.
+
+Uploads: everything is checked before the first byte is stored, so a refused upload leaves nothing behind:
+the type is sniffed by Pillow (never the filename or the browser's content type), the byte size, the
+pixel count (decompression bombs) and the smallest side are limited, and the image is fully decoded
+(truncated or corrupt files fail here, not in a worker). Normalising means: EXIF orientation applied,
+converted to 8-bit sRGB-ish RGB (CMYK, 16-bit, palette and alpha handled), every piece of metadata
+dropped (we re-encode from pixels), cropped to a square (centred, or the user's square) and resized to
+512x512 — the same square the model uses, so the before/after compare lines up.
+
+Animated images (GIF is refused anyway; animated WebP/PNG) keep their first frame: people upload
+"live" photos from phones and expect the still.
+"""
 
 from __future__ import annotations
 
 import io
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import IO
 
-from PIL import Image, ImageOps
+from django.conf import settings
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from editor.errors import Refused
+
+try:  # HEIC/HEIF from phones; registered once per process.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    _HEIF_FORMATS = ["HEIF"]
+except ImportError:  # pragma: no cover - pillow-heif is a pinned dependency
+    _HEIF_FORMATS = []
+
+ACCEPTED_FORMATS = ["JPEG", "PNG", "WEBP", *_HEIF_FORMATS]
+ACCEPTED_LABEL = "JPEG, PNG, WebP or HEIC"
+SIDE = 512
 THUMBNAIL_SIDE = 256
 
+
+class PhotoRejected(Refused):
+    """An upload we refuse; the message is written for the person who uploaded it."""
+
+    field = "image"
+
+
+@dataclass(frozen=True)
+class CropSquare:
+    """A user-chosen square, as fractions: left of the width, top of the height, side of the shorter side."""
+
+    left: float
+    top: float
+    side: float
+
+    def box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        short = min(width, height)
+        side = max(1, min(short, round(max(0.05, min(1.0, self.side)) * short)))
+        left = min(max(0, round(self.left * width)), width - side)
+        top = min(max(0, round(self.top * height)), height - side)
+        return left, top, left + side, top + side
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB"
+
+
+def _too_many_pixels(max_pixels: int, dims: str) -> str:
+    return f"This picture has too many pixels{dims}. Please upload one under {max_pixels / 1_000_000:g} megapixels."
+
+
+def _open_checked(data: IO[bytes]) -> Image.Image:
+    """Sniff and fully decode the image, turning every way it can be bad into a PhotoRejected."""
+    max_pixels = settings.UPLOAD_MAX_PIXELS
+    with warnings.catch_warnings():
+        # Pillow warns between MAX_IMAGE_PIXELS and twice that, then raises; treat both as a bomb.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        previous_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            try:
+                image = Image.open(data, formats=ACCEPTED_FORMATS)
+            except UnidentifiedImageError as exc:
+                raise PhotoRejected(
+                    f"This file is not a picture we can read. Please upload a {ACCEPTED_LABEL} photo."
+                ) from exc
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PhotoRejected(_too_many_pixels(max_pixels, f" ({width}x{height})"))
+            if min(width, height) < settings.UPLOAD_MIN_SIDE:
+                raise PhotoRejected(
+                    f"This picture is too small ({width}x{height} pixels). Please upload one at least "
+                    f"{settings.UPLOAD_MIN_SIDE} pixels on each side."
+                )
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # animated: keep the first frame (see the module docstring)
+            image.load()
+            return image
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise PhotoRejected(_too_many_pixels(max_pixels, "")) from exc
+        except PhotoRejected:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+            raise PhotoRejected(
+                "This picture looks damaged or incomplete (the file may have been cut off). Please try another."
+            ) from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous_limit
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to 8-bit RGB: 16-bit scaled down, alpha flattened on white, CMYK/ICC converted to sRGB."""
+    icc = image.info.get("icc_profile")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping everything above 255 to white.
+        image = image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        image = flat
+    if icc and image.mode in ("RGB", "CMYK"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to Pillow's plain conversion below
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def normalise_image(data: IO[bytes], *, crop: CropSquare | None = None) -> tuple[bytes, bytes]:
+    """Decode, check and normalise an upload. Returns (512x512 JPEG, 256x256 thumbnail JPEG)."""
+    image = _open_checked(data)
+    try:
+        image = ImageOps.exif_transpose(image) or image
+    except (OSError, ValueError, SyntaxError, KeyError):
+        pass  # unreadable EXIF: keep the pixels as stored
+    image = _to_rgb(image)
+    width, height = image.size
+    if crop is None:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        box = (left, top, left + side, top + side)
+    else:
+        box = crop.box(width, height)
+    square = image.crop(box).resize((SIDE, SIDE), Image.Resampling.LANCZOS)
+    return _encode_jpeg(square, quality=92), _encode_jpeg(
+        square.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS), quality=82
+    )
+
+
+def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
+    out = io.BytesIO()
+    # A fresh image from the raw pixels: Pillow would otherwise copy .info (comments, EXIF, XMP, ICC) into the
+    # new file. Nothing about the original (camera, GPS position, editing software) leaks.
+    clean = Image.frombytes("RGB", image.size, image.convert("RGB").tobytes())
+    # No optimize=True: Pillow then sizes its buffer at one byte per pixel, and a very detailed photo at
+    # 4:4:4 needs more, which fails the save ("broken data stream").
+    clean.save(out, format="JPEG", quality=quality, subsampling=0)
+    return out.getvalue()
+
+
+def check_upload_size(size: int | None) -> None:
+    if size is not None and size > settings.UPLOAD_MAX_BYTES:
+        raise PhotoRejected(
+            f"This file is too big ({_mb(size)}). The limit is {_mb(settings.UPLOAD_MAX_BYTES)}."
+        )
+    if size == 0:
+        raise PhotoRejected("This file is empty. Please choose a photo.")
+
+
+
+# --- Edit results ---------------------------------------------------------------------------------
 
 def make_thumbnail(decoded: Image.Image, *, side: int = THUMBNAIL_SIDE, quality: int = 82) -> bytes:
     """A WebP thumbnail at most `side` pixels wide and high (aspect kept), RGB, no metadata.
@@ -27,12 +200,22 @@ def image_mime(data: bytes) -> str:
         return Image.MIME.get(str(image.format), "application/octet-stream")
 
 
-def clean_result(data: bytes, decoded: Image.Image) -> tuple[bytes, str]:
-    """Keep PNG and JPEG results as they are; re-encode anything else to PNG. Returns (bytes, extension)."""
-    if decoded.format == "PNG":
-        return data, ".png"
+def clean_result(decoded: Image.Image) -> tuple[bytes, str]:
+    """The result as we store it: always re-encoded from its pixels, never the provider's bytes (those can carry
+    text chunks, EXIF/GPS, or HTML after the image's end). JPEG stays JPEG, anything else becomes PNG; the EXIF
+    orientation is applied first so the result looks as it did. Returns (bytes, extension)."""
+    try:
+        upright = ImageOps.exif_transpose(decoded) or decoded
+    except (OSError, ValueError, SyntaxError, KeyError):
+        upright = decoded  # unreadable EXIF: keep the pixels as stored
     if decoded.format == "JPEG":
-        return data, ".jpg"
+        return _encode_jpeg(_to_rgb(upright), quality=95), ".jpg"
+    if "A" in upright.getbands() or upright.mode in ("P", "PA") and "transparency" in upright.info:
+        rgba = upright.convert("RGBA")
+        fresh = Image.frombytes("RGBA", rgba.size, rgba.tobytes())
+    else:
+        rgb = _to_rgb(upright)
+        fresh = Image.frombytes("RGB", rgb.size, rgb.tobytes())
     out = io.BytesIO()
-    decoded.convert("RGBA" if "A" in decoded.getbands() else "RGB").save(out, format="PNG")
+    fresh.save(out, format="PNG")
     return out.getvalue(), ".png"

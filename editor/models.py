@@ -5,30 +5,28 @@ Files live in Django's default storage (local or private S3) under per-user, ung
 from __future__ import annotations
 
 import uuid
-from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-
-def _user_file_key(folder: str, instance: Any, filename: str) -> str:
-    # A random key per file: nobody can guess another user's object names, and nothing is overwritten.
-    suffix = PurePosixPath(filename).suffix.lower() or ".bin"
-    return f"users/{instance.owner_id}/{folder}/{uuid.uuid4().hex}{suffix}"
+from editor import storage
 
 
+# Keys come from editor/storage.py (one scheme for every stored file); these are the fields' upload_to hooks.
 def photo_upload_to(instance: Photo, filename: str) -> str:
-    return _user_file_key("photos", instance, filename)
+    return storage.photo_key(instance.owner_id, filename)
 
 
 def result_upload_to(instance: EditJob, filename: str) -> str:
-    return _user_file_key("results", instance, filename)
+    return storage.job_result_key(instance.owner_id, instance.pk, storage.extension_of(filename, ".png"))
 
 
 def thumbnail_upload_to(instance: Any, filename: str) -> str:
-    return _user_file_key("thumbs", instance, filename)
+    if isinstance(instance, EditJob):
+        return storage.job_thumbnail_key(instance.owner_id, instance.pk)
+    return storage.photo_thumbnail_key(instance.owner_id, filename)
 
 
 class Clothing(models.TextChoices):
@@ -252,3 +250,19 @@ class OperatorAlert(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class DirectUpload(models.Model):
+    """A presigned POST handed to a browser: its key is accepted once, and grants per user are counted."""
+
+    key = models.CharField(max_length=200, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "created_at"], name="directupload_owner_created")]
+
+    def __str__(self) -> str:
+        return self.key

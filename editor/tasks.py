@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from editor.services import job_steps
+from editor.services import files, job_steps
 from editor.services.job_steps import NextStep
 from editor.services.photos import photos_delete_unused
 
@@ -47,3 +47,13 @@ def sweep_edit_jobs() -> int:
 @shared_task(name="editor.tasks.delete_unused_photos", ignore_result=True)
 def delete_unused_photos() -> int:
     return photos_delete_unused(older_than_seconds=settings.UNUSED_PHOTO_GRACE_SECONDS)
+
+
+@shared_task(name="editor.tasks.expire_direct_uploads", ignore_result=True)
+def expire_direct_uploads() -> int:
+    return files.files_sweep_incoming()
+
+
+@shared_task(name="editor.tasks.sweep_orphan_files", ignore_result=True)
+def sweep_orphan_files() -> int:
+    return files.files_sweep_orphans()

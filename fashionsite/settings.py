@@ -234,6 +234,14 @@ require(UPLOAD_MIN_SIDE**2 <= UPLOAD_MAX_PIXELS,
         "no photo could be accepted")
 # With S3, files at least this big go from the browser straight to the bucket (presigned POST).
 DIRECT_UPLOAD_MIN_BYTES = env_int("DIRECT_UPLOAD_MIN_BYTES", 2 * 1024 * 1024, min=0, unit="bytes")
+# A direct-upload grant (presigned POST) is valid this long; raw objects older than that are swept.
+DIRECT_UPLOAD_EXPIRE_SECONDS = env_int(
+    "DIRECT_UPLOAD_EXPIRE_SECONDS", 600, min=1, max=S3_PRESIGN_MAX_SECONDS, unit="seconds"
+)
+# Direct-upload grants one user may take per hour (each allows one UPLOAD_MAX_BYTES object).
+DIRECT_UPLOAD_GRANTS_PER_HOUR = env_int("DIRECT_UPLOAD_GRANTS_PER_HOUR", 30, min=1)
+# A stored file no row refers to is deleted by the files sweep once it is this old.
+FILES_ORPHAN_GRACE_SECONDS = env_int("FILES_ORPHAN_GRACE_SECONDS", 3600, min=60, unit="seconds")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
@@ -277,6 +285,8 @@ FASHION_AI_EXPECTED_SECONDS = env_float(
     "FASHION_AI_EXPECTED_SECONDS", 64.0 if "segmind.com" in FASHION_AI_BASE_URL else 4.0, min=0, unit="seconds"
 )
 FASHION_AI_RESULT_MAX_BYTES = env_int("FASHION_AI_RESULT_MAX_BYTES", 20 * 1024 * 1024, min=1, unit="bytes")
+# A result larger than this (pixels, read from its header before decoding) is refused: a small PNG can claim 144 Mpx.
+FASHION_AI_RESULT_MAX_PIXELS = env_int("FASHION_AI_RESULT_MAX_PIXELS", 16_000_000, min=1, unit="pixels")
 # Send the input as a data URI instead of a presigned URL (for providers that cannot reach storage).
 FASHION_AI_SEND_DATA_URI = env_bool("FASHION_AI_SEND_DATA_URI", not USE_S3)
 
@@ -352,6 +362,16 @@ CELERY_BEAT_SCHEDULE = {
     "delete-unused-photos": {
         "task": "editor.tasks.delete_unused_photos",
         "schedule": timedelta(hours=1),
+    },
+    # Raw direct uploads never finished (they keep their EXIF/GPS) go once their upload policy expired.
+    "expire-direct-uploads": {
+        "task": "editor.tasks.expire_direct_uploads",
+        "schedule": timedelta(minutes=5),
+    },
+    # Files no row refers to (a delete that hit a storage hiccup) go after a grace period.
+    "sweep-orphan-files": {
+        "task": "editor.tasks.sweep_orphan_files",
+        "schedule": timedelta(hours=6),
     },
     # Keeps the dashboard's daily rollup for today and yesterday current (idempotent rebuild).
     "refresh-usage-rollup": {

@@ -15,7 +15,8 @@ generations helpers ignore `base_url`, so they are never called. Every answer be
     NO_CREDITS  406: our provider account is out of credits (operator alert)
     UNAUTHORIZED 401: our key is rejected (operator alert)
 
-Results are downloaded with `requests` (timeout, streamed size limit, content-type check, Pillow verification).
+Results are downloaded with `requests` (timeout, streamed size limit, no cross-host redirects, content-type check,
+a pixel limit read from the header before decoding, Pillow verification).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import io
 import logging
 import os
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import requests
@@ -235,13 +238,42 @@ class DownloadedImage:
     image: Image.Image  # decoded once here; `image.format` is Pillow's name for it (PNG, JPEG, WEBP, ...)
 
 
+# The formats a result may come in: each decoder we allow is attack surface on untrusted bytes.
+RESULT_FORMATS = ["PNG", "JPEG", "WEBP"]
+_MAX_REDIRECTS = 3
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+def _get_following_same_host(url: str) -> requests.Response:
+    """GET `url`, following a few redirects on the same scheme, host and port only: the provider must not send
+    our worker to another host (an internal service, a metadata endpoint, a slow tarpit)."""
+    origin = _origin(url)
+    for _ in range(_MAX_REDIRECTS + 1):
+        response = requests.get(
+            url, stream=True, timeout=(5, settings.FASHION_AI_TIMEOUT_SECONDS), allow_redirects=False
+        )
+        if not response.is_redirect:
+            return response
+        response.close()
+        target = urljoin(url, response.headers.get("location", ""))
+        if _origin(target) != origin:
+            raise DownloadError("The provider's output redirects to another host.")
+        url = target
+    raise DownloadError("The provider's output redirects too many times.")
+
+
 def download_output(url: str) -> DownloadedImage:
-    """Fetch the provider's output with a timeout and a streamed size limit, and prove it is an image."""
+    """Fetch the provider's output with a timeout, a streamed size limit and no cross-host redirects, and prove
+    it is an image of at most FASHION_AI_RESULT_MAX_PIXELS (checked from the header, before any decoding)."""
     limit = settings.FASHION_AI_RESULT_MAX_BYTES
     if not url.lower().startswith(("http://", "https://")):
         raise DownloadError("The provider's output is not an http(s) URL.")
     try:
-        with requests.get(url, stream=True, timeout=(5, settings.FASHION_AI_TIMEOUT_SECONDS)) as response:
+        with _get_following_same_host(url) as response:
             if response.status_code == 404 or response.status_code == 410:
                 raise DownloadError("The provider no longer has the output.", gone=True)
             if response.status_code == 429 or response.status_code >= 500:
@@ -264,11 +296,27 @@ def download_output(url: str) -> DownloadedImage:
     except requests.RequestException as exc:
         raise DownloadError(f"Output download failed: {type(exc).__name__}", retryable=True) from exc
     data = b"".join(chunks)
+    return DownloadedImage(data=data, image=_decode_checked(data))
+
+
+def _decode_checked(data: bytes) -> Image.Image:
+    max_pixels = settings.FASHION_AI_RESULT_MAX_PIXELS
+    too_many = "The output has too many pixels ({}, the limit is {})."
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()
-        image = Image.open(io.BytesIO(data))
-        image.load()  # verify() checks structure; load() decodes every pixel
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            # Pillow only warns between its own limit and twice that: our limit, read from the header, decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=RESULT_FORMATS) as probe:
+                width, height = probe.size
+                if width * height > max_pixels:
+                    raise DownloadError(too_many.format(f"{width}x{height}", max_pixels))
+                probe.verify()
+            image = Image.open(io.BytesIO(data), formats=RESULT_FORMATS)
+            image.load()  # verify() checks structure; load() decodes every pixel
+    except DownloadError:
+        raise
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own hard limit: refused at open
+        raise DownloadError(too_many.format("more than Pillow's limit", max_pixels)) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DownloadError(f"The output is not a readable image: {exc}") from exc
-    return DownloadedImage(data=data, image=image)
+    return image

@@ -6,21 +6,17 @@ file URLs are computed without touching the database (S3 URLs are signed locally
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-from django.core.cache import cache
-from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet, Sum
 from django.urls import reverse
 
+from editor import storage
 from editor.models import Clothing, CreditEntry, EditJob, Photo
 
 if TYPE_CHECKING:
@@ -124,8 +120,8 @@ def gallery_page(
     page = paginator.get_page(page_number)
     jobs = list(page.object_list)  # evaluated once: the template iterates these same cached rows
     files = {job.pk: _job_thumbnail_file(job) for job in jobs}
-    # With S3, one cache round trip for the whole page instead of one per tile.
-    urls = media_urls(name for name, _, _ in files.values()) if settings.USE_S3 else None
+    # With S3, one cache round trip for the whole page instead of one per tile (None: local files).
+    urls = storage.media_urls(name for name, _, _ in files.values())
     tiles: list[GalleryTile] = []
     for job in jobs:
         name, view_name, pk = files[job.pk]
@@ -158,42 +154,15 @@ def credits_summary(*, user: AbstractBaseUser) -> dict[str, int]:
 
 # --- File URLs: presigned S3 URLs (signed locally), or permission-checked views for local files -------
 
-def media_urls(names: Iterable[str]) -> dict[str, str]:
-    """Presigned GET URLs for S3 keys, reused from the cache while at least half their lifetime is left.
-
-    Reuse keeps an image's URL the same across page loads, so browsers cache thumbnails instead of fetching them
-    again under a new signature, and a gallery page reads 24 URLs in one cache round trip instead of signing
-    24 (about a third of its CPU, docs/performance.md "Load"). Every URL handed out is still valid for at least
-    MEDIA_URL_EXPIRE_SECONDS / 2. A cache that is down only costs the signing."""
-    wanted = {name: "media-url:" + hashlib.sha256(name.encode()).hexdigest() for name in names if name}
-    try:
-        cached: dict[str, Any] = cache.get_many(list(wanted.values())) if wanted else {}
-    except Exception as exc:  # noqa: BLE001 - a cache outage must not break pages
-        log.warning("media URL cache unavailable (%s); signing every URL", type(exc).__name__)
-        cached = {}
-    urls: dict[str, str] = {}
-    fresh: dict[str, str] = {}
-    for name, key in wanted.items():
-        url = cached.get(key)
-        if not isinstance(url, str):
-            url = str(default_storage.url(name, expire=settings.MEDIA_URL_EXPIRE_SECONDS))  # type: ignore[call-arg]
-            fresh[key] = url
-        urls[name] = url
-    if fresh:
-        try:
-            cache.set_many(fresh, timeout=max(1, settings.MEDIA_URL_EXPIRE_SECONDS // 2))
-        except Exception as exc:  # noqa: BLE001
-            log.warning("media URL cache unavailable (%s); URLs not kept", type(exc).__name__)
-    return urls
-
-
 def _file_url(name: str | None, *, view_name: str, pk: Any, urls: dict[str, str] | None = None) -> str:
     """The URL a page shows for a stored file; `urls` holds presigned URLs already fetched for a whole page."""
     if not name:
         return ""
-    if settings.USE_S3:
-        return (urls if urls is not None else media_urls([name])).get(name, "")
-    return reverse(view_name, kwargs={"pk": pk})
+    if urls is None:
+        urls = storage.media_urls([name])
+    if urls is None:  # local files: the permission-checked view streams it
+        return reverse(view_name, kwargs={"pk": pk})
+    return urls.get(name, "")
 
 
 def _job_thumbnail_file(job: EditJob) -> tuple[str, str, Any]:
@@ -216,12 +185,3 @@ def job_result_url(*, job: EditJob) -> str:
 def job_download_filename(*, job: EditJob) -> str:
     suffix = PurePosixPath(job.result_image.name or "").suffix.lower() or ".png"
     return f"fashion-ai-{job.clothing}-{str(job.pk)[:8]}{suffix}"
-
-
-def job_download_url(*, job: EditJob) -> str:
-    """A presigned URL that makes the browser save the file (S3), for the download view to redirect to."""
-    filename = job_download_filename(job=job)
-    return default_storage.url(  # type: ignore[call-arg]
-        job.result_image.name,
-        parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'},
-    )

@@ -206,7 +206,7 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
             return _retry_finish(job, None, policy)
         edit_job_mark_failed(job_id=job.pk, error_code="provider_bad_output", error_detail=str(exc))
         return DONE
-    data, extension = images.clean_result(downloaded.data, downloaded.image)
+    data, extension = images.clean_result(downloaded.image)
     try:
         result_name = store_at(job_result_key(job, extension), data)
         thumb_name = store_at(job_thumbnail_key(job), images.make_thumbnail(downloaded.image))

@@ -16,6 +16,7 @@ from editor.selectors.credits import credits_balance
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
 from editor.services.edit_commands import edit_start
 from editor.services.photos import (
+    UploadRateLimited,
     direct_upload_enabled,
     photo_direct_upload_finish,
     photo_direct_upload_start,
@@ -85,6 +86,8 @@ def upload_start(request: AuthedRequest) -> JsonResponse:
     """Hand the browser a presigned POST so a large photo goes straight to S3."""
     try:
         return JsonResponse(photo_direct_upload_start(user=request.user))
+    except UploadRateLimited as exc:
+        return JsonResponse({"error": exc.message}, status=429)
     except Refused as exc:
         return JsonResponse({"error": exc.message}, status=400)
 

@@ -171,6 +171,8 @@
     return post(form.dataset.uploadStart, {}).then(function (grant) {
       var body = new FormData();
       Object.keys(grant.fields).forEach(function (k) { body.append(k, grant.fields[k]); });
+      // The signed policy accepts image types only; the server sniffs the real type after the upload.
+      body.append("Content-Type", /^image\//.test(file.type) ? file.type : "image/jpeg");
       body.append("file", file);
       return fetch(grant.url, { method: "POST", body: body }).then(function (r) {
         if (!r.ok) throw new Error(r.status === 400 ? "This file is too big." : "The upload failed. Please try again.");

@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from editor.selectors.gallery import media_urls
+from editor.storage import media_urls
 from tests.web.helpers import make_job, make_photo
 
 pytestmark = [pytest.mark.django_db]

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from editor.images import CropSquare, PhotoRejected
 from editor.models import Photo
-from editor.services.photos import CropSquare, PhotoRejected, photo_create_from_upload
+from editor.services.photos import photo_create_from_upload
 from tests.web.helpers import image_bytes, stored_names, upload
 
 pytestmark = [pytest.mark.django_db]
