@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from editor import storage
 from editor.dispatch import enqueue
 from editor.errors import Refused
 from editor.models import Clothing, CreditAccount, EditJob, Photo
 from editor.services.credits import credits_charge_for_job
-from editor.services.job_files import delete_files
 from editor.services.job_state import edit_job_create, edit_job_remove_finished
 from editor.services.photos import (
     CropSquare,
@@ -197,5 +197,4 @@ def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:
         if not EditJob.objects.filter(photo_id=photo.pk).exists():
             names += [photo.image.name, photo.thumbnail.name]
             photo.delete()
-        # Files go only once the rows are gone for good: a rollback must not leave rows without files.
-        transaction.on_commit(lambda: delete_files([n for n in names if n]))
+        storage.delete_after_commit([str(n) for n in names if n])

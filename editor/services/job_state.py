@@ -24,10 +24,10 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from editor import storage
 from editor.models import EditJob, Photo
 from editor.progress import ProviderStatus
 from editor.services.credits import credits_refund_for_job
-from editor.services.job_files import delete_partial_result_files
 
 State = EditJob.State
 # A job's primary key, as a UUID or the string a task carries.
@@ -190,6 +190,7 @@ def _finish_with_refund(*, job_id: JobId, to_state: str, error_code: str, error_
             reason = "Edit failed: not charged" if to_state == State.FAILED else "Edit expired: not charged"
             credits_refund_for_job(job=job, reason=reason)
             if moved and job.provider_completed_at is not None:
-                # It ended after the provider finished: a save may have been interrupted half way.
-                delete_partial_result_files(job)
+                # It ended after the provider finished: a save may have been interrupted half way. Deleting a
+                # missing key is a no-op on S3 and on local storage.
+                storage.delete_after_commit(storage.job_file_keys(job.owner_id, job.pk))
     return moved

@@ -13,24 +13,16 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db.models import F, Q
 from django.utils import timezone
 
-from editor import images
+from editor import images, storage
 from editor.integrations import fashion_ai
 from editor.integrations.fashion_ai import Outcome, ProviderAnswer
 from editor.models import EditJob, OperatorAlert, ProviderError
 from editor.polling import PollPolicy, backoff_delay, next_poll_delay
 from editor.progress import ProviderStatus
 from editor.provider_time import expected_provider_seconds, poll_policy
-from editor.services.job_files import (
-    delete_files,
-    job_result_key,
-    job_thumbnail_key,
-    provider_image_for,
-    store_at,
-)
 from editor.services.job_state import (
     JobId,
     edit_job_claim,
@@ -80,8 +72,8 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
     try:
         # Reading the photo (or checking it is in the bucket the provider fetches it from) needs our storage:
         # while it is unreachable the edit must wait, not fail for good (the provider would answer 400).
-        photo_stored = default_storage.exists(str(job.photo.image.name))
-        image = provider_image_for(photo=job.photo) if photo_stored else ""
+        photo_stored = storage.exists(str(job.photo.image.name))
+        image = storage.provider_image_for(str(job.photo.image.name)) if photo_stored else ""
     except Exception as exc:
         log.warning("job %s: storage unreachable before submit (%s); retrying", job.pk, type(exc).__name__)
         return _retry_submit(job, detail="Waiting for storage to come back.", retry_after=None)
@@ -208,8 +200,10 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
         return DONE
     data, extension = images.clean_result(downloaded.image)
     try:
-        result_name = store_at(job_result_key(job, extension), data)
-        thumb_name = store_at(job_thumbnail_key(job), images.make_thumbnail(downloaded.image))
+        result_name = storage.store_at(storage.job_result_key(job.owner_id, job.pk, extension), data)
+        thumb_name = storage.store_at(
+            storage.job_thumbnail_key(job.owner_id, job.pk), images.make_thumbnail(downloaded.image)
+        )
     except Exception as exc:  # storage down: the provider still holds the result, try again after a backoff
         log.warning("job %s: could not store the result (%s); retrying", job.pk, type(exc).__name__)
         return _retry_finish(job, None, policy)
@@ -226,7 +220,7 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
     # Someone else moved the job meanwhile. The keys are the job's own, so a SUCCEEDED job already points at
     # these very files; anything else (expired, failed) must not keep them.
     if not EditJob.objects.filter(pk=job.pk, state=State.SUCCEEDED).exists():
-        delete_files([result_name, thumb_name])
+        storage.delete_after_commit([result_name, thumb_name])
     return DONE
 
 
