@@ -4,16 +4,21 @@ provider's media host and serves what an attacker would: a redirect to another h
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from PIL import Image, PngImagePlugin
 
-from editor import images
+from editor import images, storage
 from editor.integrations import fashion_ai
+from editor.models import CreditEntry, EditJob
+from editor.services.edit_commands import edit_job_submit
+from editor.services.job_steps import edit_job_run_poll, edit_job_run_submit
 
 HTML = b"<html><body><script>alert(document.cookie)</script></body></html>"
 
@@ -53,6 +58,10 @@ class Host:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
 
             def do_GET(self) -> None:
                 host.hits.append(self.path)
@@ -140,3 +149,67 @@ def test_what_we_store_is_re_encoded_from_pixels(
     result.load()
     assert result.size == (64, 48) and not result.getexif() and not result.info.get("Comment")
     assert "comment" not in result.info and "exif" not in result.info
+
+
+# --- The whole worker path: our job steps against a hostile provider speaking Segmind's protocol ----------------
+
+
+def _hostile_provider(host: Host, output_url: str) -> None:
+    base = host.url("/v2/requests/r1")
+    submitted = {"request_id": "r1", "status_url": f"{base}/status", "response_url": base}
+    host.routes["/v2/fashion-ai"] = (200, {"Content-Type": "application/json"}, json.dumps(submitted).encode())
+    host.routes["/v2/requests/r1/status"] = (
+        200, {"Content-Type": "application/json"}, json.dumps({"status": "COMPLETED"}).encode()
+    )
+    result = {"status": "COMPLETED", "output": output_url, "metrics": {}}
+    host.routes["/v2/requests/r1"] = (200, {"Content-Type": "application/json"}, json.dumps(result).encode())
+
+
+def _run_job(user: Any, photo: Any) -> EditJob:
+    job = edit_job_submit(user=user, photo=photo, prompt="a person wearing a red shirt", clothing="topwear")
+    edit_job_run_submit(job_id=str(job.pk))
+    # The first poll is scheduled a moment later; the step runs now, as a worker's countdown would later.
+    EditJob.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
+    edit_job_run_poll(job_id=str(job.pk))  # sees COMPLETED and saves the result in the same step
+    return EditJob.objects.get(pk=job.pk)
+
+
+@pytest.fixture
+def hostile_settings(settings: Any, provider: Host) -> Any:
+    settings.FASHION_AI_BASE_URL = provider.url("/v1")
+    settings.FASHION_AI_API_KEY = "any"
+    fashion_ai.reset_client()
+    yield settings
+    fashion_ai.reset_client()
+
+
+@pytest.mark.django_db
+def test_the_worker_fails_an_edit_whose_output_leaves_the_provider_host(
+    hostile_settings: Any, provider: Host, elsewhere: Host, funded_user: Any, make_photo: Any
+) -> None:
+    user = funded_user(2)
+    elsewhere.image("/internal.png", _png_with_text_and_trailer())
+    provider.routes["/out.png"] = (302, {"Location": elsewhere.url("/internal.png")}, b"")
+    _hostile_provider(provider, provider.url("/out.png"))
+    job = _run_job(user, make_photo(user))
+    assert job.state == EditJob.State.FAILED and "another host" in job.error_detail
+    assert elsewhere.hits == [] and not job.result_image
+    assert CreditEntry.objects.filter(job=job, kind="refund").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_worker_refuses_a_pixel_bomb_and_stores_clean_pixels_only(
+    hostile_settings: Any, provider: Host, funded_user: Any, make_photo: Any
+) -> None:
+    user = funded_user(2)
+    _hostile_provider(provider, provider.image("/bomb.png", _pixel_bomb()))
+    bombed = _run_job(user, make_photo(user))
+    assert bombed.state == EditJob.State.FAILED and "too many pixels" in bombed.error_detail
+    assert not any(storage.exists(key) for key in storage.job_file_keys(user.pk, bombed.pk))
+
+    _hostile_provider(provider, provider.image("/dirty.png", _png_with_text_and_trailer()))
+    job = _run_job(user, make_photo(user))
+    assert job.state == EditJob.State.SUCCEEDED, job.error_detail
+    stored = storage.read(job.result_image.name)
+    assert b"<html" not in stored and b"secret prompt" not in stored and b"tEXt" not in stored
+    assert Image.open(io.BytesIO(stored)).size == (64, 48)
