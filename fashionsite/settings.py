@@ -19,6 +19,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from fashionsite.env import env_bool, env_choice, env_float, env_int, require
+from fashionsite.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -387,20 +388,8 @@ LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"
 # JSON lines for log collectors in production, readable lines while developing. Both redact secrets
 # (API keys, passwords, presigned-URL signatures, secret settings' values): fashionsite/logging.py.
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("plain", "json"))
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "fashionsite.logging.RedactSecretsFilter"}},
-    "formatters": {
-        "plain": {"()": "fashionsite.logging.RedactingFormatter",
-                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "fashionsite.logging.RedactingJsonFormatter"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
-                             "filters": ["redact_secrets"]}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# One redacted console handler, shared with gunicorn; httpx/httpcore request logs off (URLs are data).
+LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
 # Celery would replace the root handler with its own unredacted, non-JSON one.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Workers record a heartbeat in Redis this often (fashionsite/heartbeat.py, shown on the dashboard).

@@ -188,3 +188,37 @@ sentry_sdk.flush(5)
     assert "submit failed" in payload and "RuntimeError" in payload, payload[:2000]  # the events did arrive
     for secret in (SEGMIND_KEY, ENGINE_KEY, QUERY_KEY, HEADER_KEY, env["DJANGO_SECRET_KEY"]):
         assert secret not in payload, f"{secret!r} sent to Sentry"
+
+
+def test_site_processes_log_no_httpx_request_lines() -> None:
+    """httpx logs every request URL at INFO; a presigned URL is a credential, so the site turns those lines off."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/photo.png?X-Amz-Signature=deadbeefcafe"
+    code = f"""
+import httpx
+httpx.get({url!r})
+import logging
+logging.getLogger("editor").info("done")
+"""
+    env = production_env()
+    env.pop("AWS_STORAGE_BUCKET_NAME", None)
+    try:
+        result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "done" in output  # the handler works: INFO lines of our own reach it
+    assert "HTTP Request" not in output and "photo.png" not in output, output
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        pass
