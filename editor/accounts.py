@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.forms import LoginForm, SignupForm
 from django.http import HttpRequest
 
 
@@ -15,3 +16,19 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]  # allauth sh
         # limit still stops one client spraying many accounts.
         account_key = super()._get_login_attempts_cache_key(request, **credentials)
         return f"{account_key}:{self.get_client_ip(request)}"
+
+
+class SiteLoginForm(LoginForm):  # type: ignore[misc]
+    """allauth's login form in the site's voice (sentence case, no "Remember Me")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "remember" in self.fields:
+            self.fields["remember"].label = "Keep me logged in on this device"
+
+
+class SiteSignupForm(SignupForm):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "password2" in self.fields:
+            self.fields["password2"].label = "Password (again)"

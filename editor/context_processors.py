@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from editor.selectors.credits import credits_balance
 
 
 def credits(request: HttpRequest) -> dict[str, Any]:
-    """The signed-in user's balance for the header, read lazily (only pages that show it pay the query)."""
+    """The prices every page may quote (home, sign-up), and the signed-in user's balance for the header, read
+    lazily (only pages that show it pay the query)."""
+    prices: dict[str, Any] = {"starter_credits": settings.STARTER_CREDITS, "edit_cost": settings.EDIT_COST_CREDITS}
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {}
-    return {"credit_balance": lambda: credits_balance(user=user)}
+        return prices
+    return {**prices, "credit_balance": lambda: credits_balance(user=user)}

@@ -154,6 +154,8 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Fashion AI Studio] "
 ACCOUNT_ADAPTER = "editor.accounts.AccountAdapter"
+# The login and sign-up forms in the site's own words (templates/account/ renders them in the site's layout).
+ACCOUNT_FORMS = {"login": "editor.accounts.SiteLoginForm", "signup": "editor.accounts.SiteSignupForm"}
 # Brute force: allauth counts failed logins per IP and per account in the cache. Our adapter makes the
 # account's key "account + client IP", so failures from one address never lock the owner out elsewhere.
 ACCOUNT_RATE_LIMITS = {

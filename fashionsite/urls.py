@@ -4,6 +4,8 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from editor.views.accounts import resend_verification
+
 urlpatterns = [
     path("health/", include("fashionsite.health")),
     path("staff/", include("editor.dashboard.urls")),
@@ -11,6 +13,7 @@ urlpatterns = [
     # allauth's login (its failed-login limits, the TOTP step) and back; signed-in non-staff get 403.
     path("admin/login/", secure_admin_login(admin.site.login), name="staff_admin_login"),
     path("admin/", admin.site.urls),
+    path("accounts/verification/resend/", resend_verification, name="account_resend_verification"),
     path("accounts/", include("allauth.urls")),
     path("", include("editor.urls")),
 ]

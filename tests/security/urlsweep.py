@@ -83,6 +83,8 @@ for _account_page in (
     "password/set/", "password/reset/", "login/code/confirm/", "password/reset/key/done/", "password/reset/done/",
 ):
     rule(f"accounts/{_account_page}", PUBLIC)
+# Sends a new confirmation link to an unverified address; answers the same whatever the address.
+rule("accounts/verification/resend/", PUBLIC, post=lambda v: {"email": "not-the-victim@example.com"})
 # Two-factor (allauth.mfa): the sign-in step is public; the rest manages the signed-in user's own devices.
 rule("accounts/2fa/authenticate/", PUBLIC)
 for _mfa_page in (

@@ -44,7 +44,7 @@ def log_in(page: Any, base: str, user: Any) -> None:
     page.goto(f"{base}/accounts/login/")
     page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(user.raw_password)
-    page.get_by_role("button", name=re.compile("Sign In", re.I)).click()
+    page.get_by_role("button", name=re.compile("^Log in$", re.I)).click()
     page.wait_for_url(f"{base}/")
 
 
