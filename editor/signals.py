@@ -13,6 +13,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from editor.dashboard.services import signup_record
+from editor.services.accounts import email_address_mark_verified
 from editor.services.credits import credit_account_ensure, credits_grant_starter
 
 
@@ -21,6 +22,10 @@ def create_credit_account(sender: Any, instance: Any, created: bool, raw: bool =
     # Every new account (sign-up form, admin, createsuperuser) gets its balance row, at zero.
     if created and not raw:
         credit_account_ensure(user=instance)
+        if instance.is_superuser and instance.email:
+            # `createsuperuser` (or a superuser adding one) is someone at the console vouching for the address:
+            # without this the operator must dig the confirmation mail out of the console before signing in.
+            email_address_mark_verified(user=instance, email=instance.email)
 
 
 @receiver(email_confirmed, dispatch_uid="editor_grant_starter_credits")

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
 from editor.dashboard.forms import PeriodForm
@@ -38,6 +38,13 @@ def staff_with(permission: str) -> Callable[[View], View]:
         return staff_member_required(checked)
 
     return decorate
+
+
+@staff_member_required
+@require_GET
+def staff_root(request: HttpRequest) -> HttpResponse:
+    """/staff/ is where people look first: send staff on to the dashboard (which checks its permission)."""
+    return redirect("staff_dashboard")
 
 
 @staff_with(USAGE_PERMISSION)

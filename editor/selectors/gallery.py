@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
 
 from editor import storage
@@ -141,15 +141,46 @@ def credits_ledger_page(*, user: AbstractBaseUser, page_number: Any = 1) -> Page
 
 
 def credits_summary(*, user: AbstractBaseUser) -> dict[str, int]:
-    """Totals per kind for the credits page header (one aggregate query)."""
-    rows = CreditEntry.objects.filter(user_id=user.pk).values("kind").annotate(total=Sum("amount"))
-    totals = {row["kind"]: row["total"] or 0 for row in rows}
+    """The credits page's totals, each a positive number (one aggregate query). A refunded charge is charged and
+    given back, so edits cost `net_spent` = charged - refunded; received + ... adds up to the balance:
+    received - net_spent - taken_off == balance."""
     K = CreditEntry.Kind
-    return {
-        "received": totals.get(K.GRANT, 0) + totals.get(K.ADJUST, 0),
-        "spent": -totals.get(K.CHARGE, 0),
-        "refunded": totals.get(K.REFUND, 0),
-    }
+    sums = CreditEntry.objects.filter(user_id=user.pk).aggregate(
+        received=Sum("amount", filter=Q(kind=K.GRANT) | Q(kind=K.ADJUST, amount__gt=0)),
+        taken_off=Sum("amount", filter=Q(kind=K.ADJUST, amount__lt=0)),
+        charged=Sum("amount", filter=Q(kind=K.CHARGE)),
+        edits_charged=Count("id", filter=Q(kind=K.CHARGE)),
+        refunded=Sum("amount", filter=Q(kind=K.REFUND)),
+        edits_refunded=Count("id", filter=Q(kind=K.REFUND)),
+    )
+    summary = {name: abs(value or 0) for name, value in sums.items()}
+    summary["net_spent"] = summary["charged"] - summary["refunded"]
+    return summary
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
+def credits_summary_sentence(summary: dict[str, int], *, balance: int) -> str:
+    """The totals as one plain sentence that adds up to the balance (refunded charges are not "spent")."""
+    parts = [f"You received {_count(summary['received'], 'credit')}."]
+    edits, charged, refunded = summary["edits_charged"], summary["charged"], summary["refunded"]
+    if not edits:
+        parts.append("No edits yet.")
+    elif not refunded:
+        parts.append(f"{_count(edits, 'edit')} {'was' if edits == 1 else 'were'} charged "
+                     f"{_count(charged, 'credit')}, so edits cost you {_count(charged, 'credit')}.")
+    else:
+        failed = summary["edits_refunded"]
+        parts.append(f"{_count(edits, 'edit')} {'was' if edits == 1 else 'were'} charged "
+                     f"{_count(charged, 'credit')}; {failed} of them failed or timed out and gave "
+                     f"{'its' if failed == 1 else 'their'} {_count(refunded, 'credit')} back, so edits cost you "
+                     f"{_count(summary['net_spent'], 'credit')}.")
+    if summary["taken_off"]:
+        parts.append(f"Staff took off {_count(summary['taken_off'], 'credit')}.")
+    parts.append(f"That leaves {_count(balance, 'credit')}.")
+    return " ".join(parts)
 
 
 # --- File URLs: presigned S3 URLs (signed locally), or permission-checked views for local files -------

@@ -14,6 +14,7 @@ from editor.selectors.gallery import (
     GalleryFilters,
     credits_ledger_page,
     credits_summary,
+    credits_summary_sentence,
     gallery_page,
 )
 from editor.types import AuthedRequest
@@ -49,8 +50,11 @@ def gallery(request: AuthedRequest) -> HttpResponse:
 @require_GET
 def credits(request: AuthedRequest) -> HttpResponse:
     page = credits_ledger_page(user=request.user, page_number=request.GET.get("page"))
+    balance = credits_balance(user=request.user)
+    summary = credits_summary(user=request.user)
     return render(request, "editor/credits.html", {
         "page": page,
-        "balance": credits_balance(user=request.user),
-        "summary": credits_summary(user=request.user),
+        "balance": balance,
+        "summary": summary,
+        "summary_sentence": credits_summary_sentence(summary, balance=balance),
     })

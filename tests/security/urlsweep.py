@@ -54,6 +54,7 @@ def _photo(v: Victim) -> dict[str, str]:
 rule("health/", PUBLIC)
 rule("health/live/", PUBLIC)
 rule("health/ready/", PUBLIC)
+rule("staff/", STAFF)
 rule("staff/dashboard/", STAFF)
 rule("staff/dashboard/export.csv", STAFF)
 rule("staff/users/<int:user_id>/", STAFF, lambda v: {"user_id": str(v.user.pk)})
