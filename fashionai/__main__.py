@@ -70,6 +70,9 @@ def _serve(args: argparse.Namespace) -> int:
             fetch_allow_hosts=args.fetch_allow_hosts,
             fetch_allow_internal=args.fetch_allow_internal,
             public_url=args.public_url,
+            safety=args.safety,
+            safety_threshold=args.safety_threshold,
+            safety_block=args.safety_block,
         )
     except config.ConfigError as exc:
         print(f"fashionai: configuration error: {exc}", file=sys.stderr)
@@ -135,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--fetch-allow-internal",
                        help="host:port pairs fetched despite internal addresses (FASHIONAI_FETCH_ALLOW_INTERNAL)")
     serve.add_argument("--public-url", help="base URL for absolute links when behind a proxy (FASHIONAI_PUBLIC_URL)")
+    serve.add_argument("--safety", choices=config.SAFETY_MODES,
+                       help="screen inputs and results: auto (on for recolor), on, off (FASHIONAI_SAFETY)")
+    serve.add_argument("--safety-threshold", type=float,
+                       help="detector score from which a class refuses, 0.2-1 (FASHIONAI_SAFETY_THRESHOLD, 0.5)")
+    serve.add_argument("--safety-block",
+                       help="comma-separated NudeNet classes that refuse a job (FASHIONAI_SAFETY_BLOCK)")
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=_serve)
 

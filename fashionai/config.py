@@ -10,7 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fashionai import safety as content_safety
+
 ENGINES = ("recolor", "passthrough")
+# Content screening: on, off, or auto (on for the recolor engine, off for passthrough, which serves load tests).
+SAFETY_MODES = ("auto", "on", "off")
 
 
 class ConfigError(ValueError):
@@ -46,6 +50,13 @@ class Settings:
     # Exact (host, port) pairs fetched even though they resolve to internal addresses: your own object store.
     fetch_allow_internal: frozenset[tuple[str, int]] = frozenset()
     public_url: str | None = None  # base for absolute URLs when behind a proxy; default: the request's own host
+    safety: str = "auto"  # content screening of inputs and results (fashionai/safety.py)
+    safety_threshold: float = content_safety.DEFAULT_THRESHOLD  # detector score from which a blocked class refuses
+    safety_block: tuple[str, ...] = content_safety.DEFAULT_BLOCK  # NudeNet classes that refuse a job
+
+    def safety_policy(self) -> content_safety.SafetyPolicy:
+        enabled = self.safety == "on" or (self.safety == "auto" and self.engine == "recolor")
+        return content_safety.SafetyPolicy(enabled=enabled, threshold=self.safety_threshold, block=self.safety_block)
 
 
 def _float(name: str, raw: str, lo: float, hi: float) -> float:
@@ -116,6 +127,7 @@ NUMERIC: dict[str, tuple[str, float, float]] = {
     "max_image_bytes": ("int", 1024, 2**31),
     "max_image_pixels": ("int", 1, 10**9),
     "fetch_timeout": ("float", 0.1, 600),
+    "safety_threshold": ("float", 0.2, 1),  # NudeNet drops detections under 0.2 itself
 }
 
 
@@ -128,7 +140,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         raw = env.get(name, "").strip()
         if raw:
             values[attr] = _int(name, raw, int(lo), int(hi)) if kind == "int" else _float(name, raw, lo, hi)
-    for attr in ("host", "engine", "public_url"):
+    for attr in ("host", "engine", "public_url", "safety"):
         raw = env.get("FASHIONAI_" + attr.upper(), "").strip()
         if raw:
             values[attr] = raw
@@ -143,6 +155,12 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     values["fetch_allow_hosts"] = tuple(h.strip().lower() for h in str(hosts_raw).split(",") if h.strip())
     internal_raw = overrides.pop("fetch_allow_internal", None) or env.get("FASHIONAI_FETCH_ALLOW_INTERNAL", "")
     values["fetch_allow_internal"] = parse_host_ports("FASHIONAI_FETCH_ALLOW_INTERNAL", str(internal_raw))
+    block_raw = overrides.pop("safety_block", None) or env.get("FASHIONAI_SAFETY_BLOCK", "")
+    if str(block_raw).strip():
+        try:
+            values["safety_block"] = content_safety.parse_labels(str(block_raw))
+        except ValueError as exc:
+            raise ConfigError(f"FASHIONAI_SAFETY_BLOCK: {exc}") from None
     for attr, value in overrides.items():
         if value is not None:
             values[attr] = value
@@ -154,6 +172,8 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
 def validate(settings: Settings) -> None:
     if settings.engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
+    if settings.safety not in SAFETY_MODES:
+        raise ConfigError(f"FASHIONAI_SAFETY must be one of {', '.join(SAFETY_MODES)}, not {settings.safety!r}")
     if not settings.api_keys:
         raise ConfigError("FASHIONAI_API_KEYS is empty: set at least one API key (comma-separated)")
     for attr, (_kind, lo, hi) in NUMERIC.items():

@@ -15,13 +15,16 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from fashionai.safety import INPUT_BLOCKED, OUTPUT_BLOCKED, SafetyPolicy, Screener
+
 log = logging.getLogger("fashionai.pool")
 
 _ENGINE_NAME = "recolor"
+_SCREENER: Screener | None = None  # this worker's content screening (None: off)
 
 
-def _worker_init(engine_name: str) -> None:
-    global _ENGINE_NAME
+def _worker_init(engine_name: str, safety: SafetyPolicy | None = None) -> None:
+    global _ENGINE_NAME, _SCREENER
     _ENGINE_NAME = engine_name
     # mediapipe/TFLite chatter on stderr is noise in a service log.
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -34,6 +37,7 @@ def _worker_init(engine_name: str) -> None:
         from fashionai import engine  # lazy: imports OpenCV, only engine workers load it
 
         engine.warm_up()
+    _SCREENER = Screener(safety) if safety is not None and safety.enabled else None
 
 
 def _ping() -> int:
@@ -53,6 +57,8 @@ def run_engine_job(data: bytes, prompt: str, clothing: str, out_path: str, max_p
     except images.ImageError as exc:
         return {"ok": False, "error": str(exc)}
     del data
+    if _SCREENER is not None and (verdict := _SCREENER.screen(rgb)).blocked:
+        return {"ok": False, "error": INPUT_BLOCKED, "blocked": list(verdict.found)}
     try:
         result, seconds = engine.edit(rgb, prompt, clothing, _ENGINE_NAME)
     except engine.EngineFailure as exc:
@@ -60,6 +66,10 @@ def run_engine_job(data: bytes, prompt: str, clothing: str, out_path: str, max_p
     except Exception:  # an engine bug must fail one job, not the worker
         log.exception("engine crashed on a job")
         return {"ok": False, "error": "The engine hit an internal error on this image."}
+    if _SCREENER is not None:
+        if (verdict := _SCREENER.screen(result.image)).blocked:
+            return {"ok": False, "error": OUTPUT_BLOCKED, "blocked": list(verdict.found)}
+        result.meta["content_screened"] = True
     ok, png = cv2.imencode(".png", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         return {"ok": False, "error": "The engine could not encode the result image."}
@@ -71,9 +81,10 @@ def run_engine_job(data: bytes, prompt: str, clothing: str, out_path: str, max_p
 
 
 class EnginePool:
-    def __init__(self, workers: int, engine_name: str) -> None:
+    def __init__(self, workers: int, engine_name: str, safety: SafetyPolicy | None = None) -> None:
         self.workers = workers
         self.engine_name = engine_name
+        self.safety = safety
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -82,7 +93,7 @@ class EnginePool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(self.engine_name,),
+            initargs=(self.engine_name, self.safety),
         )
 
     async def start(self) -> None:

@@ -55,7 +55,7 @@ class Service:
     def __init__(self, settings: Settings, *, resolve: Resolver = system_resolve) -> None:
         self.settings = settings
         self.store = JobStore(settings.retention)
-        self.pool = EnginePool(settings.workers, settings.engine)
+        self.pool = EnginePool(settings.workers, settings.engine, settings.safety_policy())
         # Queued jobs hold their compressed input; `queued_bytes` is what the byte budget counts.
         self.queue: asyncio.Queue[tuple[Job, bytes]] = asyncio.Queue(maxsize=settings.max_queue)
         self.queued_bytes = 0
@@ -138,7 +138,8 @@ class Service:
         else:
             self.store.finish(job, FAILED, error=str(outcome.get("error") or "The edit failed."))
             self._refund(job.api_key)
-            log.info("request %s failed: %s", job.id, job.error)
+            classes = ", ".join(outcome.get("blocked") or ())
+            log.info("request %s failed: %s%s", job.id, job.error, f" (classes: {classes})" if classes else "")
 
     def _release(self, key: str) -> None:
         self.inflight[key] -= 1
@@ -317,6 +318,7 @@ class Service:
         return {
             "status": "ok",
             "engine": self.settings.engine,
+            "content_screening": self.settings.safety_policy().enabled,
             "workers": self.settings.workers,
             "queued": self.queue.qsize(),
             "queued_bytes": self.queued_bytes,
