@@ -7,6 +7,9 @@ generations helpers ignore `base_url`, so they are never called. Every answer be
 
     OK          2xx with a usable body
     FAILED      the provider ran the job and it failed (HTTP 422 with status FAILED): refund
+    BLOCKED     a FAILED whose error says "content not allowed": the provider's content filter refused the photo
+                or the result (Segmind's RAI block; ours in fashionai/safety.py). The person's photo caused it,
+                not a fault of the provider: refund, but no provider error and no alert
     NOT_FOUND   404: unknown model or request (expired after the provider's retention): expire, refund
     RETRY       429, 5xx, or a network error on a call that is safe to repeat: back off, try again
     AMBIGUOUS   submit sent but no answer (read timeout, dropped connection, 504): it may have been accepted
@@ -48,12 +51,21 @@ log = logging.getLogger(__name__)
 class Outcome(enum.StrEnum):
     OK = "ok"
     FAILED = "failed"
+    BLOCKED = "blocked"
     NOT_FOUND = "not_found"
     RETRY = "retry"
     AMBIGUOUS = "ambiguous"
     REJECTED = "rejected"
     NO_CREDITS = "no_credits"
     UNAUTHORIZED = "unauthorized"
+
+
+# How a content filter's refusal reads in a FAILED job's error, on Segmind and on our own service.
+CONTENT_BLOCKED_PHRASE = "content not allowed"
+
+
+def _failed(detail: str) -> Outcome:
+    return Outcome.BLOCKED if CONTENT_BLOCKED_PHRASE in detail.lower() else Outcome.FAILED
 
 
 @dataclass(frozen=True)
@@ -183,7 +195,8 @@ def _fetch(which: str, **handle: str) -> ProviderAnswer:
         return ProviderAnswer(Outcome.RETRY, detail=_describe(exc), network=True)
     provider_status = str(body.get("status") or "")
     if provider_status == ProviderStatus.FAILED:
-        return ProviderAnswer(Outcome.FAILED, body=body, http_status=422, detail=str(body.get("error") or "failed"))
+        detail = str(body.get("error") or "failed")
+        return ProviderAnswer(_failed(detail), body=body, http_status=422, detail=detail)
     if provider_status not in (ProviderStatus.QUEUED, ProviderStatus.PROCESSING, ProviderStatus.COMPLETED):
         # A 2xx we cannot read: treat like a server hiccup and ask again later.
         return ProviderAnswer(
@@ -210,7 +223,7 @@ def _from_error(exc: SegmindError, *, submitting: bool) -> ProviderAnswer:
     if code == 404:
         return ProviderAnswer(Outcome.NOT_FOUND, http_status=code, detail=detail)
     if code == 422:
-        return ProviderAnswer(Outcome.FAILED, http_status=code, detail=detail)
+        return ProviderAnswer(_failed(detail), http_status=code, detail=detail)
     return ProviderAnswer(Outcome.REJECTED, http_status=code or None, detail=detail)
 
 

@@ -18,6 +18,7 @@ from editor import storage
 from editor.dispatch import enqueue
 from editor.errors import Refused
 from editor.models import Clothing, CreditAccount, EditJob, Photo
+from editor.progress import ERROR_CONTENT_BLOCKED
 from editor.services.credits import credits_charge_for_job
 from editor.services.job_state import edit_job_create, edit_job_remove_finished
 from editor.services.photos import (
@@ -163,6 +164,8 @@ def edit_job_retry(*, job: EditJob, staff_user: AbstractBaseUser) -> EditJob:
             raise EditJobRefused(NOT_FOUND)
         if source.state not in (State.FAILED, State.EXPIRED):
             raise EditJobRefused("Only failed or expired edits can be retried.")
+        if source.error_code == ERROR_CONTENT_BLOCKED:
+            raise EditJobRefused("The content filter refused this photo; it would refuse it again.")
         if EditJob.objects.filter(retry_of=source).exists():
             raise EditJobRefused("This edit was already retried.")
         log.info("staff user %s retries job %s", staff_user.pk, source.id)

@@ -21,7 +21,7 @@ from editor.integrations import fashion_ai
 from editor.integrations.fashion_ai import Outcome, ProviderAnswer
 from editor.models import EditJob, OperatorAlert, ProviderError
 from editor.polling import PollPolicy, backoff_delay, next_poll_delay
-from editor.progress import ProviderStatus
+from editor.progress import CONTENT_BLOCKED_MESSAGE, ERROR_CONTENT_BLOCKED, ProviderStatus
 from editor.provider_time import expected_provider_seconds, poll_policy
 from editor.services.job_state import (
     JobId,
@@ -286,6 +286,10 @@ def _handle(job: EditJob) -> dict[str, str]:
 
 
 def _record_error(answer: ProviderAnswer, *, job_id: JobId, call: str) -> None:
+    if answer.outcome is Outcome.BLOCKED:
+        # The provider worked; the person's photo was refused. Provider errors measure the provider's health.
+        log.info("job %s: refused by the provider's content filter (%s)", job_id, call)
+        return
     ProviderError.objects.create(
         kind=answer.error_kind, http_status=answer.http_status, job_id=job_id, detail=f"{call}: {answer.detail}"[:500]
     )
@@ -313,7 +317,9 @@ def _fail_for(answer: ProviderAnswer, *, job_id: JobId, call: str) -> None:
     if answer.outcome is Outcome.NOT_FOUND and call != "submit":
         edit_job_mark_expired(job_id=job_id, error_detail="The provider no longer knows this edit (expired).")
         return
-    if answer.outcome is Outcome.FAILED:
+    if answer.outcome is Outcome.BLOCKED:
+        detail, code = CONTENT_BLOCKED_MESSAGE, ERROR_CONTENT_BLOCKED
+    elif answer.outcome is Outcome.FAILED:
         detail = answer.detail or "The provider could not make this edit."
         code = "provider_failed"
     else:
