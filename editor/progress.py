@@ -28,8 +28,8 @@ class Phase(enum.StrEnum):
     EXPIRED = "expired"
 
 
-# EditJob.error_code of an edit the provider's content filter refused: the person's photo caused it (the page says
-# so, staff cannot retry it, it is no provider error).
+# EditJob.error_code of an edit the provider's content filter refused: the person's photo caused it (the message
+# says so, staff cannot retry it, it is no provider error).
 ERROR_CONTENT_BLOCKED = "content_blocked"
 CONTENT_BLOCKED_MESSAGE = (
     "Our content filter does not allow this photo (content not allowed), so it was not edited. "

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from editor.errors import Refused
 from editor.models import Clothing, EditJob
-from editor.progress import ERROR_CONTENT_BLOCKED, FAILED_PHASES, PHASE_LABELS, RUNNING_PHASES, bar_constants
+from editor.progress import FAILED_PHASES, PHASE_LABELS, RUNNING_PHASES, bar_constants
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
 from editor.selectors.jobs import edit_job_phase_for_owner, edit_job_progress
 from editor.services.edit_commands import edit_job_delete
@@ -31,8 +31,6 @@ def _failure(job: EditJob) -> tuple[str, str]:
     if job.state == EditJob.State.EXPIRED:
         reason = job.error_detail or "The editing service did not finish in time."
         return "The edit took too long and was stopped.", reason
-    if job.error_code == ERROR_CONTENT_BLOCKED:
-        return "This photo was refused by the content filter.", job.error_detail
     return "The edit could not be made.", job.error_detail or "The editing service could not edit this photo."
 
 
