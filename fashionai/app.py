@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fashionai.config import Settings
 from fashionai.fetch import Resolver, system_resolve
 from fashionai.jobs import FAILED
-from fashionai.schemas import BodyError, SubmitBody, openapi_body, parse_submit
+from fashionai.schemas import BodyError, PreviewBody, SubmitBody, openapi_body, parse_preview, parse_submit
 from fashionai.service import ApiError, Service, retry_headers
 from fashionai.streams import TooLarge, read_capped
 
@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
     )
     app.state.service = service
     submit_doc = openapi_body(SubmitBody)
+    preview_doc = openapi_body(PreviewBody)
 
     def base_url(request: Request) -> str:
         return (settings.public_url or str(request.base_url)).rstrip("/") + "/"
@@ -63,13 +64,22 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
     def api_key(request: Request) -> str:
         return service.authenticate(request.headers.get("x-api-key"))
 
-    async def submit_body(request: Request) -> SubmitBody:
+    async def read_body(request: Request) -> bytes:
         limit = settings.max_body_bytes
         try:
-            raw = await read_capped(request.stream(), limit=limit, declared=request.headers.get("content-length"))
-            return parse_submit(raw)
+            return await read_capped(request.stream(), limit=limit, declared=request.headers.get("content-length"))
         except TooLarge:
             raise ApiError(400, f"Request body is too large (limit {limit} bytes)") from None
+
+    async def submit_body(request: Request) -> SubmitBody:
+        try:
+            return parse_submit(await read_body(request))
+        except BodyError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    async def preview_body(request: Request) -> PreviewBody:
+        try:
+            return parse_preview(await read_body(request))
         except BodyError as exc:
             raise ApiError(400, str(exc)) from None
 
@@ -97,6 +107,14 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
         return service.health()
+
+    @app.post("/v2/fashion-ai/preview", tags=["extensions"], openapi_extra=preview_doc)
+    async def preview(request: Request) -> JSONResponse:
+        """Ours, not Segmind's: the free preview. The region mask (a 512x512 PNG data URI, white = would change)
+        and the quality gate's verdict (`ok`, `code`, `message`, `score`, `checks`) for this photo and clothing,
+        without charging or creating a job. The edit of the same image uses the same mask (`mask_digest`)."""
+        key = api_key(request)
+        return JSONResponse(await service.preview(key=key, body=await preview_body(request)))
 
     @app.post("/v2/{slug}", tags=["fashion-ai"], openapi_extra=submit_doc)
     async def submit_async(slug: str, request: Request) -> JSONResponse:

@@ -80,6 +80,33 @@ def run_engine_job(data: bytes, prompt: str, clothing: str, out_path: str, max_p
     return {"ok": True, "inference_time": seconds, "meta": result.meta}
 
 
+def run_preview_job(data: bytes, clothing: str, prompt: str, max_pixels: int) -> dict[str, Any]:
+    """Runs inside a worker process: the region and the gate's verdict for the free preview (no recolour, no
+    file). The mask comes back as a small 1-bit PNG."""
+    import cv2  # lazy: see _worker_init
+
+    from fashionai import engine, images  # lazy: engine imports OpenCV
+
+    started = time.perf_counter()
+    try:
+        rgb = images.load_rgb_512(data, max_pixels=max_pixels)
+    except images.ImageError as exc:
+        return {"ok": False, "error": str(exc)}
+    del data
+    try:
+        result = engine.preview(rgb, clothing, prompt)
+    except engine.EngineFailure as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception:
+        log.exception("engine crashed on a preview")
+        return {"ok": False, "error": "The engine hit an internal error on this image."}
+    ok, png = cv2.imencode(".png", result.mask.astype("uint8") * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
+    if not ok:
+        return {"ok": False, "error": "The engine could not encode the mask."}
+    return {"ok": True, "verdict": result.verdict, "meta": result.meta, "mask_png": png.tobytes(),
+            "seconds": time.perf_counter() - started}
+
+
 class EnginePool:
     def __init__(self, workers: int, engine_name: str, safety: SafetyPolicy | None = None) -> None:
         self.workers = workers
@@ -109,6 +136,18 @@ class EnginePool:
         except BrokenProcessPool:
             # A worker died (killed, out of memory): fail this job and start a fresh pool for the next ones.
             if self._executor is executor:  # only the first job to notice replaces the pool
+                log.error("engine worker died; restarting the pool")
+                self._executor = self._new_executor()
+                executor.shutdown(wait=False, cancel_futures=True)
+            return {"ok": False, "error": "The engine worker stopped unexpectedly while processing this image."}
+
+    async def preview(self, data: bytes, clothing: str, prompt: str, max_pixels: int) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+        try:
+            return await loop.run_in_executor(executor, run_preview_job, data, clothing, prompt, max_pixels)
+        except BrokenProcessPool:
+            if self._executor is executor:
                 log.error("engine worker died; restarting the pool")
                 self._executor = self._new_executor()
                 executor.shutdown(wait=False, cancel_futures=True)

@@ -9,6 +9,7 @@ is bounded by what the queue may hold in compressed input bytes, and each key by
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import hmac
 import logging
@@ -25,7 +26,7 @@ from fashionai.jobs import COMPLETED, FAILED, PROCESSING, QUEUED, Job, JobStore
 from fashionai.outputs import OutputDir, sweep_abandoned
 from fashionai.pool import EnginePool
 from fashionai.redact import redact_url
-from fashionai.schemas import SubmitBody
+from fashionai.schemas import PreviewBody, SubmitBody
 
 log = logging.getLogger("fashionai")
 
@@ -77,6 +78,7 @@ class Service:
         self.tasks: list[asyncio.Task[None]] = []
         self.timers: dict[str, asyncio.TimerHandle] = {}  # job id -> pending --delay timer
         self.recent_times: collections.deque[float] = collections.deque(maxlen=50)
+        self.previews = 0  # previews being computed now (bounded: they share the engine workers with jobs)
 
     # -------------------------------------------------------------------------------------------- lifecycle
 
@@ -255,6 +257,34 @@ class Service:
         self.queue.put_nowait((job, data))
         self.queued_bytes += len(data)
         return job
+
+    async def preview(self, *, key: str, body: PreviewBody) -> dict[str, Any]:
+        """The free preview (our extension, not Segmind's): the region an edit would change and the quality gate's
+        verdict, computed by the same code the edit runs. No credits, no job; it shares the engine workers with
+        jobs (it takes the next free one, ahead of the queue) and the key's rate limit with submits."""
+        if self.settings.engine != "recolor":
+            raise ApiError(501, "The preview needs the recolor engine")
+        self.check_rate(key)
+        if self.previews >= 2 * self.settings.workers:
+            raise ApiError(429, "Too many previews in progress; retry shortly", retry_headers(1))
+        self.previews += 1
+        try:
+            data = await self.load_image(body.image)
+            outcome = await self.pool.preview(data, body.clothing, body.prompt, self.settings.max_image_pixels)
+        finally:
+            self.previews -= 1
+        if not outcome.get("ok"):
+            raise ApiError(400, str(outcome.get("error") or "The preview failed."))
+        mask = base64.b64encode(outcome["mask_png"]).decode()
+        return {
+            "verdict": outcome["verdict"],
+            "mask": f"data:image/png;base64,{mask}",
+            "width": images.SIZE,
+            "height": images.SIZE,
+            **outcome["meta"],
+            "inference_time": round(float(outcome["seconds"]), 4),
+            "extension": "fashionai-preview",  # not part of Segmind's protocol
+        }
 
     def job_for(self, *, key: str, request_id: str) -> Job:
         """The key's own job. Another key's job answers exactly like an unknown one."""

@@ -2,7 +2,9 @@
 # Install the Debian packages a purpose needs, only where they are missing.
 #   run:  redis-server (optional: `make run` reuses a Redis that already answers)
 #   test: redis-server, chromium (browser tests), PostgreSQL server binaries (throwaway clusters), caddy (the
-#         deployment's proxy, run with docker/Caddyfile in front of gunicorn by the slow-client tests)
+#         deployment's proxy, run with docker/Caddyfile in front of gunicorn by the slow-client tests),
+#         opencv-doc (OpenCV's sample photos: the engine tests and bench/bench_engine_quality.py use some; an image
+#         whose dpkg config excludes /usr/share/doc needs that exclusion lifted for this package)
 set -euo pipefail
 purpose=${1:-test}
 missing=()
@@ -14,6 +16,7 @@ if [ "$purpose" = test ]; then
   # Fonts so pages and screenshots render readable text in headless Chromium.
   [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
   have caddy || missing+=(caddy)
+  [ -d /usr/share/doc/opencv-doc/examples/data ] || missing+=(opencv-doc)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

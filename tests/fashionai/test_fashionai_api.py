@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from segmind import InferenceFailed, SegmindClient
 from segmind.exceptions import SegmindError
+from skimage import data
 
 from devservices.fashionai import FashionAIServer
 
@@ -51,6 +52,7 @@ def test_health_and_openapi(service: FashionAIServer) -> None:
         "/v2/requests/{request_id}/status",
         "/v2/requests/{request_id}",
         "/v1/requests/{request_id}",
+        "/v2/fashion-ai/preview",
     ):
         assert path in spec["paths"], path
     assert "image" in str(spec["paths"]["/v2/{slug}"]["post"]["requestBody"])
@@ -323,3 +325,60 @@ def test_credits_run_out_with_406(service: FashionAIServer, astronaut_b64: str) 
         second = client.post("/v2/fashion-ai", json={"image": astronaut_b64, "prompt": PROMPT})
         assert second.status_code == 406
         assert "credits" in second.json()["error"]
+
+
+# ------------------------------------------------------------------------------------------ the free preview (ours)
+
+
+def _mask(data_uri: str) -> np.ndarray:
+    header, _, payload = data_uri.partition(",")
+    assert header == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))).convert("L")) > 127
+
+
+def test_preview_answers_with_the_mask_the_edit_then_uses(service: FashionAIServer, astronaut_b64: str) -> None:
+    """Our extension: the region and the gate's verdict, free. The edit of the same photo changes exactly that
+    region (same digest; changed pixels inside it, none beyond a few pixels of feather)."""
+    with _client(service, "poor") as poor:
+        # The `poor` key has one credit (other tests may have spent it): a preview needs none.
+        for _ in range(2):
+            answer = poor.post(
+                "/v2/fashion-ai/preview", json={"image": astronaut_b64, "prompt": PROMPT, "clothing": "topwear"}
+            )
+            assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "x-cost" not in answer.headers
+    assert body["extension"] == "fashionai-preview" and body["verdict"]["ok"] is True
+    assert body["inference_time"] > 0  # its speed is bench/bench_engine_quality.py's business
+    mask = _mask(body["mask"])
+    assert mask.shape == (512, 512) and 0.1 < mask.mean() < 0.5
+    with _client(service) as client:
+        submitted = client.post("/v2/fashion-ai", json={"image": astronaut_b64, "prompt": PROMPT})
+        done = _wait_terminal(client, submitted.json()["status_url"])
+        result = client.get(done.json()["response_url"]).json()
+        output = _png(client.get(result["output"]).content)
+    assert result["edit"]["mask_digest"] == body["mask_digest"]
+    original = np.asarray(Image.open(io.BytesIO(base64.b64decode(astronaut_b64))).convert("RGB"))
+    changed = np.abs(output.astype(int) - original.astype(int)).max(axis=2) > 12  # JPEG input: ignore its noise
+    assert changed[mask].mean() > 0.95
+    grown = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(11))) > 0
+    assert not changed[~grown].any()
+
+
+def test_preview_warns_before_a_refusal(service: FashionAIServer, cat_b64: str) -> None:
+    camera = np.stack([data.camera()] * 3, axis=-1)
+    buf = io.BytesIO()
+    Image.fromarray(camera).save(buf, format="PNG")
+    with _client(service) as client:
+        coat = client.post(
+            "/v2/fashion-ai/preview",
+            json={"image": base64.b64encode(buf.getvalue()).decode(), "clothing": "bottomwear"},
+        ).json()
+        cat = client.post("/v2/fashion-ai/preview", json={"image": cat_b64}).json()
+        no_key = httpx.post(f"{service.root_url}/v2/fashion-ai/preview", json={"image": cat_b64})
+        empty = client.post("/v2/fashion-ai/preview", json={"clothing": "topwear"})
+    assert coat["verdict"]["ok"] is False and coat["verdict"]["code"] == "covered_by_long_top"
+    assert "long coat" in coat["verdict"]["message"]
+    assert cat["verdict"]["code"] == "no_person" and not _mask(cat["mask"]).any()
+    assert no_key.status_code == 401
+    assert empty.status_code == 400

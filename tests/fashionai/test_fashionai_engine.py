@@ -1,4 +1,5 @@
-"""The CPU engine on real photos (scikit-image's astronaut and cameraman), and the prompt parser."""
+"""The CPU engine on real photos (scikit-image's astronaut and cameraman, OpenCV's samples from Debian's opencv-doc),
+the quality gate, and the prompt parser."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 from skimage import data
 
 from devservices.fashionai import REPO_ROOT
-from fashionai.engine import EngineFailure, edit
+from fashionai import samples
+from fashionai.engine import EngineFailure, edit, preview
 from fashionai.prompt import parse_prompt
+from fashionai.regions import _dilate
 
 # Hand-measured boxes on the 512x512 astronaut (y0, y1, x0, x1), independent of the engine's own landmarks.
 FACE = (75, 175, 185, 265)
@@ -32,9 +35,19 @@ def _diff(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int]) -> float
 
 @pytest.fixture(scope="module")
 def cameraman() -> np.ndarray:
-    """Grayscale photo of a standing man in a long coat: has a visible lower body."""
-    grey = data.camera()
-    return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+    """Greyscale photo of a man side-on in a long black coat and black gloves, behind a camera."""
+    return samples.cameraman()
+
+
+# Hand-measured boxes on the 512x512 cameraman (y0, y1, x0, x1).
+COAT_CHEST = (200, 280, 60, 140)
+COAT_OVER_THIGHS = (380, 460, 20, 90)  # the coat's skirt, below the hips
+GLOVES = (192, 222, 185, 235)  # the right glove, under his chin
+SKY = (0, 60, 0, 512)
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2) > 0
 
 
 def test_topwear_recolour_changes_the_garment_only(astronaut: np.ndarray) -> None:
@@ -74,19 +87,67 @@ def test_patterns_add_structure(astronaut: np.ndarray, pattern: str) -> None:
     plain = edit(astronaut, "a dark green shirt", "topwear")[0].image
     patterned, _ = edit(astronaut, f"a dark green shirt with white {pattern}", "topwear")
     assert patterned.meta["pattern"] == pattern
-    # The pattern's white parts raise the chest's lightness spread well above the plain recolour's.
-    assert _box(patterned.image, CHEST).std() > _box(plain, CHEST).std() + 10
+    # The pattern's white parts raise the garment's spread well above the plain recolour's (measured on the
+    # garment itself: the suit's white straps are not part of it and stay white in both).
+    garment = preview(astronaut, "topwear").mask
+    assert patterned.image[garment].astype(float).std() > plain[garment].astype(float).std() + 10
     assert _diff(patterned.image, astronaut, FACE) < 0.5
 
 
-def test_bottomwear_on_a_full_body_photo(cameraman: np.ndarray) -> None:
-    result, _ = edit(cameraman, "blue jeans", "bottomwear")
-    assert result.meta["colours"] == ["denim"]
-    changed = np.abs(result.image.astype(int) - cameraman.astype(int)).sum(axis=2) > 20
-    rows = np.nonzero(changed.any(axis=1))[0]
-    assert changed.mean() > 0.02
-    assert rows.min() > 200  # below the waist, nowhere near the face (which is around y=100-180)
-    assert _diff(result.image, cameraman, (0, 60, 0, 512)) < 0.5  # the sky
+def test_gate_refuses_coat_covered_bottomwear_readably(cameraman: np.ndarray) -> None:
+    """The cameraman's long coat hangs over his thighs: "blue jeans" used to paint the coat and the grass blue and
+    come back done. Now the gate refuses with a reason a person can act on, and the preview says so in advance."""
+    with pytest.raises(EngineFailure) as refused:
+        edit(cameraman, "blue jeans", "bottomwear")
+    message = str(refused.value)
+    assert "mostly hidden by a long coat" in message and "try topwear" in message
+    verdict = preview(cameraman, "bottomwear").verdict
+    assert not verdict["ok"] and verdict["code"] == "covered_by_long_top" and verdict["message"] == message
+
+
+def test_long_coat_belongs_to_topwear_and_greyscale_stays_grey(cameraman: np.ndarray) -> None:
+    """Topwear on the greyscale cameraman: the whole coat, its skirt over the thighs too, turns red; the gloves, the
+    face, the sky and everything beyond a few pixels of feather around the garment stay exactly as they were."""
+    result, _ = edit(cameraman, "a red coat", "topwear")
+    out = result.image
+    assert result.meta["greyscale"] is True
+    for box in (COAT_CHEST, COAT_OVER_THIGHS):
+        patch = _box(out, box).reshape(-1, 3).mean(axis=0)
+        assert patch[0] > patch[2] + 25, (box, patch)  # red now, in a grey photo
+    assert _diff(out, cameraman, GLOVES) < 1.0
+    assert _diff(out, cameraman, SKY) == 0.0
+    mask = preview(cameraman, "topwear").mask
+    outside = ~_dilate(mask, 5)
+    assert not _changed(out, cameraman)[outside].any()
+    grey = out[outside].astype(np.int16)
+    assert (grey[:, 0] == grey[:, 1]).all() and (grey[:, 1] == grey[:, 2]).all()  # still grey everywhere else
+
+
+def test_bottomwear_on_visible_jeans_changes_only_them() -> None:
+    """basketball1 (opencv-doc): jeans visible under a T-shirt. The jeans change; the T-shirt and the wall do not."""
+    photo = samples.basketball(1)
+    out = edit(photo, "red trousers", "bottomwear")[0].image
+    jeans, shirt, wall = (300, 400, 60, 120), (150, 230, 50, 130), (50, 250, 250, 450)
+    assert _diff(out, photo, jeans) > 15
+    assert _diff(out, photo, shirt) < 1.0
+    assert _diff(out, photo, wall) == 0.0
+
+
+def test_edit_stays_inside_the_person() -> None:
+    """Several people: only the prominent one changes; the small second figure and the backdrop stay identical."""
+    photo = samples.two_astronauts()
+    result, _ = edit(photo, "a green shirt", "topwear")
+    assert _diff(result.image, photo, (312, 512, 312, 512)) == 0.0  # the second, smaller person
+    assert _diff(result.image, photo, (300, 420, 30, 200)) > 30  # the first one's suit
+
+
+def test_preview_is_the_mask_the_edit_uses(astronaut: np.ndarray) -> None:
+    shown = preview(astronaut, "topwear", "royal blue shirt")
+    result, _ = edit(astronaut, "royal blue shirt", "topwear")
+    assert shown.verdict["ok"] and shown.meta["mask_digest"] == result.meta["mask_digest"]
+    changed = _changed(result.image, astronaut)
+    assert changed[shown.mask].mean() > 0.99  # the region changes...
+    assert not changed[~_dilate(shown.mask, 5)].any()  # ...and nothing beyond a few pixels of feather
 
 
 def test_region_not_visible_fails_clearly(astronaut: np.ndarray) -> None:
