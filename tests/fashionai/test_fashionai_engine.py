@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from bench import photos as samples
 from devservices.fashionai import REPO_ROOT
-from fashionai import samples
 from fashionai.engine import EngineFailure, edit, preview
 from fashionai.prompt import parse_prompt
 from fashionai.regions import _dilate

@@ -1,4 +1,4 @@
-"""Real photos that ship inside packages, for the evaluation set (bench/bench_engine_quality.py) and the tests.
+"""Real photos that ship inside packages, for the evaluation set (bench/bench_engine_quality.py) and the engine tests.
 
 No photo is stored in this repository and nothing is downloaded:
 - scikit-image's data (pip): `astronaut` (NASA, Eileen Collins; public domain), `camera` (the cameraman, by Lav
