@@ -57,6 +57,7 @@ def seed(users: int) -> list[dict[str, Any]]:
 
     from editor.models import EditJob, Photo
     from editor.services.credits import credits_grant
+    from editor.status_tokens import status_token_issue
 
     User = get_user_model()
     run = os.urandom(3).hex()
@@ -84,7 +85,10 @@ def seed(users: int) -> list[dict[str, Any]]:
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
-        accounts.append({"session": session.session_key, "job": str(running.pk)})
+        # The poll URL the job page hands htmx, token included (editor/views/jobs.py renders the same).
+        token = status_token_issue(job_id=running.pk, owner_id=user.pk, session_cookie=session.session_key or "")
+        status_path = f"/edits/{running.pk}/status/?phase=processing&t={token}"
+        accounts.append({"session": session.session_key, "job": str(running.pk), "status_path": status_path})
     return accounts
 
 
@@ -156,6 +160,8 @@ def main() -> int:
                         help="load generator: bench/loadgen.py (default) or locust, its peer (bench/locustfile.py)")
     parser.add_argument("--calibrate", action="store_true",
                         help="serve a trivial WSGI app instead of the site: what the load generator itself adds")
+    parser.add_argument("--no-poll-token", action="store_true",
+                        help="poll without the job page's token: the session-checked path (editor/status_tokens.py)")
     parser.add_argument("--quick", action="store_true", help="50 users for 15 s: a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -197,7 +203,7 @@ def main() -> int:
             # connection and builds its S3 client (boto3 takes up to a second for its first client), as on a
             # long-running server; statistics start once all users run.
             if args.client == "lean":
-                rows, failure_samples = run_lean(port, accounts, photo, args)
+                rows, failure_samples = run_lean(port, accounts, photo, args, server_pid=gunicorn.pid)
             else:
                 rows, failure_samples = run_locust(port, accounts, photo, args, env, Path(folder))
             server_errors = [line for line in gunicorn_log.read_text(errors="replace").splitlines()
@@ -211,6 +217,7 @@ def main() -> int:
     print(f"\n{args.users} users, {args.duration} s after a {args.users / args.spawn_rate:.0f} s ramp (recorded "
           f"once all users run); client {args.client}; gunicorn gthread {args.workers} x {args.threads}, "
           f"DATABASE_CONN_MAX_AGE={args.conn_max_age}, cache {args.cache}, mix {args.mix}"
+          + (", polls without the page's token" if args.no_poll_token else "")
           + ("; CALIBRATION: a trivial WSGI app, not the site" if args.calibrate else ""))
     print(f"{'endpoint':<20} {'requests':>9} {'fails':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
     failures = 0
@@ -235,15 +242,61 @@ WEIGHTS = {"status": 55, "gallery": 3, "submit": 1}  # a minute of one person: s
 
 
 def run_lean(
-    port: int, accounts: list[dict[str, Any]], photo: bytes, args: argparse.Namespace
+    port: int, accounts: list[dict[str, Any]], photo: bytes, args: argparse.Namespace, server_pid: int | None = None,
 ) -> tuple[list[Row], str]:
     import asyncio
 
     from bench import loadgen
 
+    if args.no_poll_token:
+        accounts = [{key: value for key, value in account.items() if key != "status_path"} for account in accounts]
     people = lean_people(accounts, photo, args.mix)
-    stats = asyncio.run(loadgen.run("127.0.0.1", port, people, spawn_rate=args.spawn_rate, duration=args.duration))
-    return lean_rows(stats, args.duration)
+    probe = CpuProbe(server_root=server_pid)
+    stats = asyncio.run(loadgen.run("127.0.0.1", port, people, spawn_rate=args.spawn_rate, duration=args.duration,
+                                    probe=probe.read))
+    rows, samples = lean_rows(stats, args.duration)
+    print(probe.summary(stats.probed, sum(row[1] for row in rows if row[0] != "all")))
+    return rows, samples
+
+
+class CpuProbe:
+    """CPU seconds spent by the site (gunicorn and its workers), by the services started beside it (PostgreSQL,
+    Redis, ...: the other descendants of scripts/testenv.py) and by this load generator. CPU time per request is
+    what the machine pays for each request; unlike latency it hardly moves when other work shares the cores."""
+
+    def __init__(self, server_root: int | None) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.server = psutil.Process(server_root) if server_root else None
+        self.services_root = self.me.parent()
+
+    def read(self) -> dict[str, float]:
+        import psutil
+
+        def cpu(processes: list[Any]) -> float:
+            total = 0.0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+            return total
+
+        server = [self.server, *self.server.children(recursive=True)] if self.server else []
+        skip = {process.pid for process in server} | {self.me.pid}
+        services = [process for process in (self.services_root.children(recursive=True) if self.services_root
+                                             else []) if process.pid not in skip]
+        return {"site": cpu(server), "services": cpu(services), "client": cpu([self.me])}
+
+    @staticmethod
+    def summary(probed: list[dict[str, float]], requests: int) -> str:
+        if len(probed) != 2 or not requests:
+            return "cpu per request: not measured"
+        start, end = probed
+        parts = {name: (end[name] - start[name]) * 1000 / requests for name in start}
+        return ("cpu per request (ms, recorded window): " + ", ".join(f"{name} {value:.2f}"
+                                                                      for name, value in parts.items())
+                + f"; site + services {parts['site'] + parts['services']:.2f}")
 
 
 def lean_people(accounts: list[dict[str, Any]], photo: bytes, mix_tags: str) -> list[Any]:
@@ -267,7 +320,9 @@ def lean_people(accounts: list[dict[str, Any]], photo: bytes, mix_tags: str) -> 
             "image": ("photo.jpg", photo, "image/jpeg"),
         })
         requests = {
-            "status": loadgen.Request("job status poll", "GET", f"/edits/{account['job']}/status/?phase=processing",
+            # The URL the job page gives (seeded), else the poll without its token (the session-checked path).
+            "status": loadgen.Request("job status poll", "GET",
+                                      account.get("status_path") or f"/edits/{account['job']}/status/?phase=processing",
                                       cookie, expect=lambda status, headers: status in (200, 204)),
             "gallery": loadgen.Request("gallery", "GET", "/gallery/", cookie),
             "submit": loadgen.Request("submit edit", "POST", "/edit/new/",

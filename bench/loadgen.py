@@ -37,6 +37,8 @@ class Stats:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)
     recording: bool = False
+    # What `probe` (see run) read when recording started and when it ended, e.g. CPU seconds per process group.
+    probed: list[dict[str, float]] = field(default_factory=list)
 
     def record(self, name: str, elapsed_ms: float, failure: str = "") -> None:
         if not self.recording:
@@ -140,7 +142,7 @@ async def person(
 async def run(
     host: str, port: int, people: Sequence[tuple[Callable[[random.Random], Request], Request | None]],
     *, spawn_rate: float, duration: float, timeout: float | None = None, host_header: str | None = None,
-    tls: ssl.SSLContext | None = None,
+    tls: ssl.SSLContext | None = None, probe: Callable[[], dict[str, float]] | None = None,
 ) -> Stats:
     """Start people at `spawn_rate` a second (the warm-up, not recorded), then record `duration` seconds.
 
@@ -154,7 +156,11 @@ async def run(
                                                 timeout=timeout, host_header=host_header, tls=tls)))
         await asyncio.sleep(1.0 / spawn_rate)
     stats.recording = True
+    if probe:
+        stats.probed.append(probe())
     await asyncio.gather(*tasks)
+    if probe:
+        stats.probed.append(probe())
     return stats
 
 

@@ -1,11 +1,12 @@
 """One edit's page, its live status fragment (polled by htmx) and deleting it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,6 +16,7 @@ from editor.progress import FAILED_PHASES, PHASE_LABELS, RUNNING_PHASES, bar_con
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
 from editor.selectors.jobs import edit_job_phase_for_owner, edit_job_progress
 from editor.services.edit_commands import edit_job_delete
+from editor.status_tokens import status_token_check, status_token_issue
 from editor.types import AuthedRequest
 
 
@@ -34,7 +36,12 @@ def _failure(job: EditJob) -> tuple[str, str]:
     return "The edit could not be made.", job.error_detail or "The editing service could not edit this photo."
 
 
-def _panel_context(job: EditJob) -> dict[str, Any]:
+def _poll_token(request: AuthedRequest, job: EditJob) -> str:
+    cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    return status_token_issue(job_id=job.pk, owner_id=job.owner_id, session_cookie=cookie) if cookie else ""
+
+
+def _panel_context(job: EditJob, request: AuthedRequest) -> dict[str, Any]:
     progress = edit_job_progress(job=job)
     phase = progress["phase"]
     # edit_job_progress already checked the ledger for the one refund a failed job gets.
@@ -51,6 +58,7 @@ def _panel_context(job: EditJob) -> dict[str, Any]:
         "failure": _failure(job) if phase in FAILED_PHASES else ("", ""),
         "refunded": refunded,
         "other_clothing": Clothing.BOTTOMWEAR if job.clothing == Clothing.TOPWEAR else Clothing.TOPWEAR,
+        "poll_token": _poll_token(request, job) if phase in RUNNING_PHASES else "",
     }
 
 
@@ -58,27 +66,42 @@ def _panel_context(job: EditJob) -> dict[str, Any]:
 @require_GET
 def job_detail(request: AuthedRequest, pk: Any) -> HttpResponse:
     job = owned_job_or_404(request, pk)
-    return render(request, "editor/job_detail.html", {**_panel_context(job), "bar": bar_constants()})
+    return render(request, "editor/job_detail.html", {**_panel_context(job, request), "bar": bar_constants()})
+
+
+@require_GET
+def job_status(request: HttpRequest, pk: Any) -> HttpResponse:
+    """The live panel, polled by htmx every second. While the phase the page shows is still current the answer is
+    204 (htmx keeps the panel; job.js ticks the clock and the bar). A poll with the panel's token answers that
+    from one owner-scoped query without loading the session (editor/status_tokens.py); when the phase changed, or
+    without a valid token, the session-checked view sends the panel and updates the screen-reader announcer."""
+    shown = request.GET.get("phase")
+    grant = status_token_check(token=request.GET.get("t", ""), job_id=pk,
+                               session_cookie=request.COOKIES.get(settings.SESSION_COOKIE_NAME, ""))
+    if grant is not None and shown in RUNNING_PHASES:
+        if edit_job_phase_for_owner(owner_id=grant.owner_id, job_id=pk) == shown:
+            return _unchanged()
+    # The full path is for signed-in owners only; login_required on it guarantees the user.
+    return _job_status_panel(cast(AuthedRequest, request), pk, shown)
+
+
+def _unchanged() -> HttpResponse:
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required
-@require_GET
-def job_status(request: AuthedRequest, pk: Any) -> HttpResponse:
-    """The live panel, polled by htmx every second. While the phase the page shows is still current the answer is
-    204 (htmx keeps the panel; job.js ticks the clock and the bar), so a poll costs one narrow query instead of
-    the panel's queries, a presigned URL and a render. When the phase changed it sends the panel and updates the
-    screen-reader announcer."""
-    shown = request.GET.get("phase")
-    phase = edit_job_phase_for_owner(user=request.user, job_id=pk)
+def _job_status_panel(request: AuthedRequest, pk: Any, shown: str | None) -> HttpResponse:
+    phase = edit_job_phase_for_owner(owner_id=request.user.pk, job_id=pk)
     if phase is None:
         raise Http404("No such edit")
     if phase == shown and phase in RUNNING_PHASES:
-        response = HttpResponse(status=204)
-    else:
-        job = owned_job_or_404(request, pk)
-        context = _panel_context(job)
-        context["announce"] = shown != context["phase"]
-        response = render(request, "editor/_job_panel.html", context)
+        return _unchanged()
+    job = owned_job_or_404(request, pk)
+    context = _panel_context(job, request)
+    context["announce"] = shown != context["phase"]
+    response = render(request, "editor/_job_panel.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
