@@ -103,3 +103,10 @@ def two_astronauts() -> RGB:
     small = np.asarray(Image.fromarray(rgb).resize((200, 200), Image.Resampling.LANCZOS), np.uint8)
     canvas[SIZE - 200 :, SIZE - 200 :] = small
     return canvas
+
+
+def chelsea() -> RGB:
+    """scikit-image's cat (no person; CC0 by Stefan van der Walt)."""
+    from skimage import data
+
+    return _square(np.ascontiguousarray(data.chelsea()), 0, 0, min(data.chelsea().shape[:2]))

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", pages.home, name="home"),
     path("profile/", pages.profile, name="profile"),
     path("edit/new/", edits.edit_new, name="edit_new"),
+    path("edit/preview/", edits.preview, name="edit_preview"),
     path("edit/upload/start/", edits.upload_start, name="upload_start"),
     path("edit/upload/finish/", edits.upload_finish, name="upload_finish"),
     path("edits/<uuid:pk>/", jobs.job_detail, name="job_detail"),

@@ -306,6 +306,7 @@ def topwear_geometry(lm: Floats) -> tuple[Mask, Mask]:
 class _Legs:
     geometry: Mask  # pelvis + legs
     core: Mask  # thigh seeds
+    lower_thighs: Mask  # just above the knees: a long top reaches here, shorts and short tops do not
     hw: float  # hip width (body scale of the legs)
     gap: bool | None  # background between the thighs (trousers with legs apart), None: cannot tell
 
@@ -331,11 +332,13 @@ def _legs(lm: Floats, person: Mask) -> _Legs | None:
         ]
     ).astype(np.uint8)
     core = np.zeros((SIZE, SIZE), np.uint8)
+    lower = np.zeros((SIZE, SIZE), np.uint8)
     for hip, knee, ankle in ((L_HIP, L_KNEE, L_ANKLE), (R_HIP, R_KNEE, R_ANKLE)):
         if lm[knee, 2] > 0.2:
             a, b = _pt(lm, hip), _pt(lm, knee)
             _limb(canvas, a, b, 1.05 * hw)
             _limb(core, a + 0.15 * (b - a), a + 0.6 * (b - a), 0.35 * hw)
+            _limb(lower, a + 0.45 * (b - a), a + 0.75 * (b - a), 0.3 * hw)
             if lm[ankle, 2] > 0.2:
                 _limb(canvas, b, _pt(lm, ankle) * 0.92 + b * 0.08, 0.75 * hw)
     if not core.any():
@@ -354,7 +357,7 @@ def _legs(lm: Floats, person: Mask) -> _Legs | None:
             inside = probe.astype(bool)
             if inside.any():
                 gap = _share(person, inside) < 0.5
-    return _Legs(canvas.astype(bool), core.astype(bool), hw, gap)
+    return _Legs(canvas.astype(bool), core.astype(bool), lower.astype(bool), hw, gap)
 
 
 # ----------------------------------------------------------------------------------------------------- colour models
@@ -594,8 +597,13 @@ def find_region(rgb: Image, clothing: str) -> Region:
             attached = np.unique(labels[_dilate(top_geometry & person, 3) & (like_top > 0)])
             attached = attached[attached > 0]
             candidate = np.isin(labels, attached) & leg_area
-            thighs = legs.core & person & ~protected
-            if _share(candidate, thighs) > 0.6:
+            # The thighs wear the torso's garment: their seed area is torso-coloured, either in what hangs from
+            # the top or inside the top's own (grown) area, which a bent pose tilts over the hips.
+            tys, txs = np.nonzero(legs.lower_thighs & person & ~protected)
+            thigh_near = torso.distance(wlab[tys, txs]) < torso.threshold
+            joined = candidate[tys, txs] | top_geometry[tys, txs]
+            if (len(tys) >= 100 and float((thigh_near & joined).mean()) > 0.6
+                    and _same_mix(torso, wlab[top_core], wlab[candidate])):
                 covered = candidate
                 notes.append("A long top (coat or dress) covers the thighs: it is treated as topwear.")
 
@@ -619,6 +627,7 @@ def find_region(rgb: Image, clothing: str) -> Region:
         core = legs.core & geometry & person & ~protected
         if core.sum() < 150 and covered.any():
             core = _erode(visible, 3)  # legwear below the hem: seed from what shows
+        core = _not_skin(core, wlab, skin, greyscale)  # bare thighs under shorts must not seed the garment
         model = _model(wlab, core, greyscale)
         what = "trousers or skirt"
     area = geometry & person & ~protected
@@ -644,8 +653,10 @@ def find_region(rgb: Image, clothing: str) -> Region:
         body_share=_share(mask, person),
         holes=1.0 - float(mask.sum()) / max(1, int(filled.sum())),
         background_like=float((model.distance(ring_px) < model.threshold).mean()) if len(ring_px) > 50 else 0.0,
+        # Garment pixels that look like the face's skin: bare legs or arms taken for the garment.
         skin_like=(
-            float(((skin.distance(wlab[mask]) < 8.0) & (model.distance(wlab[mask]) > 6.0)).mean())
+            float(((skin.distance(wlab[mask]) < _skin_near(skin, greyscale))
+                   & np.logical_or(not greyscale, model.distance(wlab[mask]) > 3.0)).mean())
             if skin is not None and mask.any() else 0.0
         ),
         edges=_edge_alignment(rgb, mask, person, protected | ~area),
@@ -656,6 +667,36 @@ def find_region(rgb: Image, clothing: str) -> Region:
         # Whatever else failed, the long top over the legwear is the reason a person can act on.
         verdict = _fail("covered_by_long_top", COVERED_MESSAGE, checks)
     return region(mask, verdict)  # a refused region is still shown by the preview
+
+
+def _same_mix(model: _Model, reference: Floats, other: Floats) -> bool:
+    """Whether `other` mixes the model's colours like `reference` does: a coat's skirt is the coat's colours in
+    the coat's proportions; red shorts under a red-and-blue striped shirt match one stripe colour only."""
+    if len(model.centres) < 2 or len(other) < 50:
+        return True
+    k = len(model.centres)
+
+    def mix(pixels: Floats) -> Floats:
+        d = ((pixels[:, None, :] - model.centres[None, :, :]) ** 2).sum(axis=2)
+        counts: Floats = np.bincount(d.argmin(axis=1), minlength=k).astype(np.float64)
+        return counts / max(1.0, float(counts.sum()))
+
+    return 0.5 * float(np.abs(mix(reference) - mix(other)).sum()) < 0.35
+
+
+def _skin_near(skin: _Model, greyscale: bool) -> float:
+    return 4.0 if greyscale else 8.0
+
+
+def _not_skin(seed: Mask, wlab: Floats, skin: _Model | None, greyscale: bool) -> Mask:
+    # In a greyscale photo skin and a mid-grey garment share their lightness: lightness alone cannot tell them apart.
+    if skin is None or not seed.any() or greyscale:
+        return seed
+    ys, xs = np.nonzero(seed)
+    keep = skin.distance(wlab[ys, xs]) >= _skin_near(skin, greyscale)
+    out = np.zeros_like(seed)
+    out[ys[keep], xs[keep]] = True
+    return out
 
 
 def _judge(checks: dict[str, float], clothing: str, garment: str) -> Verdict:

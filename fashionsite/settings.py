@@ -292,6 +292,23 @@ FASHION_AI_RESULT_MAX_BYTES = env_int("FASHION_AI_RESULT_MAX_BYTES", 20 * 1024 *
 FASHION_AI_RESULT_MAX_PIXELS = env_int("FASHION_AI_RESULT_MAX_PIXELS", 16_000_000, min=1, unit="pixels")
 # Send the input as a data URI instead of a presigned URL (for providers that cannot reach storage).
 FASHION_AI_SEND_DATA_URI = env_bool("FASHION_AI_SEND_DATA_URI", not USE_S3)
+# The free region preview on the new-edit page: our engine's extension (POST /v2/fashion-ai/preview), not Segmind's.
+# By default the provider itself when it is our self-hosted service. With Segmind's cloud there is none (the page
+# shows no preview) unless FASHION_AI_PREVIEW_URL names a self-hosted engine; its answer is then labelled an estimate
+# (Segmind's model may choose another region). Its key: FASHION_AI_PREVIEW_API_KEY (never the Segmind key).
+_PROVIDER_IS_SEGMIND_CLOUD = bool(SEGMIND_API_KEY) or "segmind.com" in FASHION_AI_BASE_URL
+FASHION_AI_PREVIEW_URL = env.str("FASHION_AI_PREVIEW_URL", default="") or (
+    "" if _PROVIDER_IS_SEGMIND_CLOUD else FASHION_AI_BASE_URL.removesuffix("/v1") + "/v2/fashion-ai/preview"
+)
+FASHION_AI_PREVIEW_API_KEY = env.str("FASHION_AI_PREVIEW_API_KEY", default="") or (
+    "" if _PROVIDER_IS_SEGMIND_CLOUD else FASHION_AI_API_KEY
+)
+FASHION_AI_PREVIEW_IS_ESTIMATE = _PROVIDER_IS_SEGMIND_CLOUD
+# The preview must feel instant (the engine answers in ~0.1 s); past this the page simply shows none.
+FASHION_AI_PREVIEW_TIMEOUT_SECONDS = env_float("FASHION_AI_PREVIEW_TIMEOUT_SECONDS", 3.0, positive=True,
+                                               unit="seconds")
+# Previews per user per minute (they are free, but each one costs the engine ~0.1 s of CPU).
+FASHION_AI_PREVIEW_PER_MINUTE = env_int("FASHION_AI_PREVIEW_PER_MINUTE", 30, min=1)
 
 # --- Edit job polling (editor/polling.py). Every timing is a setting so tests can run them fast.
 # Densest poll interval, used near a job's expected finish: how late we may see COMPLETED.

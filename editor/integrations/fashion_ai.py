@@ -20,10 +20,14 @@ generations helpers ignore `base_url`, so they are never called. Every answer be
 
 Results are downloaded with `requests` (timeout, streamed size limit, no cross-host redirects, content-type check,
 a pixel limit read from the header before decoding, Pillow verification).
+
+`preview_region()` is not Segmind's protocol: our engine's free preview (`POST /v2/fashion-ai/preview`), one plain
+httpx call with a short timeout; any failure means "no preview", never an error.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import io
 import logging
@@ -333,3 +337,63 @@ def _decode_checked(data: bytes) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DownloadError(f"The output is not a readable image: {exc}") from exc
     return image
+
+
+# ------------------------------------------------------------------------------------------------ the free preview
+
+
+@dataclass(frozen=True)
+class RegionPreview:
+    """What our engine's preview (its extension of the protocol, not Segmind's) says about a photo: the region an
+    edit would change (`mask`, a PNG data URI, white = changes) and whether its quality gate would let the edit
+    through (`ok`; else `message` says why, as the failed edit would)."""
+
+    ok: bool
+    code: str
+    message: str
+    mask: str
+    score: float
+    estimate: bool  # the provider is Segmind's cloud: our engine's region is only an estimate of theirs
+
+
+_MASK_PREFIX = "data:image/png;base64,"
+_MAX_MASK_CHARS = 200_000  # a 1-bit 512x512 PNG is a few KiB; anything far larger is not what we asked for
+
+
+def preview_enabled() -> bool:
+    return bool(settings.FASHION_AI_PREVIEW_URL)
+
+
+def preview_region(*, image: bytes, clothing: str, prompt: str) -> RegionPreview | None:
+    """Ask the preview engine once, with a short timeout. None when there is no preview engine or it gave no usable
+    answer: the page then shows no preview, and the edit itself is unaffected."""
+    url = settings.FASHION_AI_PREVIEW_URL
+    if not url:
+        return None
+    body = {"image": base64.b64encode(image).decode(), "clothing": clothing, "prompt": prompt}
+    try:
+        response = httpx.post(
+            url, json=body, headers={"x-api-key": settings.FASHION_AI_PREVIEW_API_KEY},
+            timeout=settings.FASHION_AI_PREVIEW_TIMEOUT_SECONDS, follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        log.info("region preview unavailable: %s", type(exc).__name__)
+        return None
+    if response.status_code != 200:
+        log.info("region preview answered HTTP %s", response.status_code)
+        return None
+    try:
+        answer = response.json()
+        verdict = answer["verdict"]
+        mask = str(answer["mask"])
+        result = RegionPreview(
+            ok=bool(verdict["ok"]), code=str(verdict["code"])[:40], message=str(verdict["message"])[:500],
+            mask=mask, score=float(verdict["score"]), estimate=settings.FASHION_AI_PREVIEW_IS_ESTIMATE,
+        )
+    except (ValueError, KeyError, TypeError):
+        log.info("region preview answered an unreadable body")
+        return None
+    if not mask.startswith(_MASK_PREFIX) or len(mask) > _MAX_MASK_CHARS:
+        log.info("region preview answered an unexpected mask")
+        return None
+    return result

@@ -21,6 +21,7 @@ from editor.services.photos import (
     photo_direct_upload_finish,
     photo_direct_upload_start,
 )
+from editor.services.previews import PreviewRateLimited, edit_preview, preview_enabled
 from editor.types import AuthedRequest
 
 
@@ -76,6 +77,8 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
         "direct_upload_min_bytes": settings.DIRECT_UPLOAD_MIN_BYTES,
         "max_bytes": settings.UPLOAD_MAX_BYTES,
         "min_side": settings.UPLOAD_MIN_SIDE,
+        "preview": preview_enabled(),
+        "preview_estimate": settings.FASHION_AI_PREVIEW_IS_ESTIMATE,
     }
     return render(request, "editor/edit_new.html", context, status=status)
 
@@ -106,3 +109,28 @@ def upload_finish(request: AuthedRequest) -> JsonResponse:
     except Refused as exc:
         return JsonResponse({"error": exc.message}, status=400)
     return JsonResponse({"photo": str(photo.pk), "url": photo_image_url(photo=photo)})
+
+
+@login_required
+@require_POST
+def preview(request: AuthedRequest) -> JsonResponse:
+    """The free region preview: the square the browser cropped (`image`), `clothing`, `prompt`. Nothing is stored or
+    charged. `available: false` when no preview engine answers."""
+    upload = request.FILES.get("image")
+    if upload is None:
+        return JsonResponse({"error": "Send the square as `image`."}, status=400)
+    try:
+        answer = edit_preview(
+            user=request.user, image=upload, size=upload.size,
+            clothing=request.POST.get("clothing", ""), prompt=request.POST.get("prompt", ""),
+        )
+    except PreviewRateLimited as exc:
+        return JsonResponse({"error": exc.message}, status=429)
+    except Refused as exc:
+        return JsonResponse({"error": exc.message}, status=400)
+    if answer is None:
+        return JsonResponse({"available": False})
+    return JsonResponse({
+        "available": True, "ok": answer.ok, "code": answer.code, "message": answer.message,
+        "mask": answer.mask, "score": answer.score, "estimate": answer.estimate,
+    })

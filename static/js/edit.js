@@ -1,4 +1,5 @@
 /* New edit page: drag-and-drop, checks before upload, the movable 512x512 crop square, prompt chips,
+   the free region preview (our engine shows what would change, and warns when the edit would be refused),
    and (with S3) a direct browser-to-bucket upload for large files. No framework, no CDN. */
 (function () {
   "use strict";
@@ -77,7 +78,95 @@
     ctx.imageSmoothingQuality = "high";
     ctx.drawImage(img, sel.left * w, sel.top * h, s, s, 0, 0, preview.width, preview.height);
     writeFields();
+    schedulePreview();
   }
+
+  // ---- The free region preview: the square goes to our engine, which answers the region and its verdict.
+  var previewUrl = form.dataset.previewUrl;
+  var region = document.getElementById("region-preview");
+  var regionNote = document.getElementById("region-note");
+  var regionWarning = document.getElementById("region-warning");
+  var promptField = form.querySelector("[name=prompt]");
+  var previewTimer = null, previewSeq = 0, maskUrl = null;
+
+  function hideRegion() {
+    if (!region) return;
+    region.hidden = true; regionNote.hidden = true; regionWarning.hidden = true;
+  }
+
+  function schedulePreview() {
+    if (!previewUrl || !img || !img.naturalWidth) return;
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(askPreview, 350);
+  }
+
+  function dataUriBlob(uri) {
+    // img-src allows blob: but not data: (CSP), so the mask becomes a blob URL.
+    var bytes = atob(uri.split(",")[1]), buf = new Uint8Array(bytes.length);
+    for (var i = 0; i < bytes.length; i++) buf[i] = bytes.charCodeAt(i);
+    return new Blob([buf], { type: "image/png" });
+  }
+
+  function showRegion(answer) {
+    if (!answer.available) { hideRegion(); return; }
+    var mask = new Image();
+    mask.onload = function () {
+      var ctx = region.getContext("2d");
+      ctx.clearRect(0, 0, region.width, region.height);
+      ctx.globalCompositeOperation = "source-over";
+      ctx.drawImage(mask, 0, 0, region.width, region.height);
+      // Keep the mask's white parts, tinted: black pixels become transparent.
+      var px = ctx.getImageData(0, 0, region.width, region.height);
+      for (var i = 0; i < px.data.length; i += 4) {
+        var on = px.data[i] > 127;
+        px.data[i] = 236; px.data[i + 1] = 32; px.data[i + 2] = 196; px.data[i + 3] = on ? 120 : 0;
+      }
+      ctx.putImageData(px, 0, 0);
+      region.hidden = false;
+    };
+    if (maskUrl) URL.revokeObjectURL(maskUrl);
+    maskUrl = URL.createObjectURL(dataUriBlob(answer.mask));
+    mask.src = maskUrl;
+    var estimate = answer.estimate ? " This is an estimate from our own engine: Segmind's model decides the final region." : "";
+    regionNote.textContent = (answer.ok ? "Highlighted: the part the edit will change." : "Highlighted: what the engine found.") + estimate;
+    regionNote.hidden = false;
+    if (answer.ok) { regionWarning.hidden = true; }
+    else {
+      regionWarning.textContent = "This edit would probably be refused: " + answer.message +
+        " If you start it anyway and it fails, the credit comes back.";
+      regionWarning.hidden = false;
+    }
+  }
+
+  function askPreview() {
+    var clothing = form.querySelector("[name=clothing]:checked");
+    if (!clothing) { hideRegion(); return; }
+    var square = document.createElement("canvas");
+    square.width = square.height = 512;
+    var w = img.naturalWidth, h = img.naturalHeight, s = Math.min(w, h) * sel.side;
+    square.getContext("2d").drawImage(img, sel.left * w, sel.top * h, s, s, 0, 0, 512, 512);
+    var mine = ++previewSeq;
+    try {
+      square.toBlob(function (blob) {
+        if (!blob || mine !== previewSeq) return;
+        var body = new FormData();
+        body.append("image", blob, "square.jpg");
+        body.append("clothing", clothing.value);
+        body.append("prompt", promptField ? promptField.value : "");
+        fetch(previewUrl, {
+          method: "POST", body: body, credentials: "same-origin",
+          headers: { "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value }
+        }).then(function (r) { return r.ok ? r.json() : { available: false }; })
+          .then(function (answer) { if (mine === previewSeq) showRegion(answer); })
+          .catch(function () { if (mine === previewSeq) hideRegion(); });
+      }, "image/jpeg", 0.92);
+    } catch (e) {
+      hideRegion();  // a photo from another origin cannot be read back from the canvas: no preview
+    }
+  }
+
+  form.querySelectorAll("[name=clothing]").forEach(function (radio) { radio.addEventListener("change", schedulePreview); });
+  if (promptField) promptField.addEventListener("change", schedulePreview);
 
   function useFile(file) {
     showError("");
