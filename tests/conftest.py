@@ -61,7 +61,7 @@ def make_user(db: None) -> Any:
         user = get_user_model().objects.create_user(
             username=email.split("@")[0], email=email, password=password, **extra
         )
-        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
         # A confirmed address is what earns the welcome credits (editor/signals.py).
         credits_grant_starter(user=user, amount=settings.STARTER_CREDITS)
         user.raw_password = password

@@ -90,7 +90,7 @@ def admin_login() -> dict[str, Any]:
 
     password = "Root-pass-9876-x"
     user = get_user_model().objects.create_superuser("root", "root@example.com", password)
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
     attacker = Client(HTTP_HOST=HOST, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.77")
     for n in range(60):
         attacker.post("/admin/login/?next=/admin/", {"username": "root", "password": f"guess-{n}"}, secure=True)
