@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from editor import content_screening
 from editor.errors import Refused
 
 try:  # HEIC/HEIF from phones; registered once per process.
@@ -146,6 +147,8 @@ def normalise_image(data: IO[bytes], *, crop: CropSquare | None = None) -> tuple
     except (OSError, ValueError, SyntaxError, KeyError):
         pass  # unreadable EXIF: keep the pixels as stored
     image = _to_rgb(image)
+    if settings.UPLOAD_SCREENING:  # the whole upright photo, before any crop: nothing of it is kept if refused
+        content_screening.screen_upload(image)
     width, height = image.size
     if crop is None:
         side = min(width, height)
@@ -200,14 +203,52 @@ def image_mime(data: bytes) -> str:
         return Image.MIME.get(str(image.format), "application/octet-stream")
 
 
-def clean_result(decoded: Image.Image) -> tuple[bytes, str]:
+AI_MARK_TEXT = "AI-edited"
+
+
+def _ai_mark_layout(width: int, height: int) -> tuple[int, int, tuple[int, int, int, int]]:
+    """(font size, padding, label box) of the visible mark: bottom right, scaled with the image."""
+    font_size = max(11, round(min(width, height) / 32))
+    pad = max(3, font_size // 2)
+    left, top, right, bottom = (round(v) for v in ImageFont.load_default(size=font_size).getbbox(AI_MARK_TEXT))
+    box_right, box_bottom = width - pad, height - pad
+    box = (box_right - (right - left) - 2 * pad, box_bottom - (bottom - top) - 2 * pad, box_right, box_bottom)
+    return font_size, pad, box
+
+
+def ai_mark_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """Where the visible mark goes (left, top, right, bottom; right and bottom exclusive, as for a crop): the only
+    pixels it changes."""
+    left, top, right, bottom = _ai_mark_layout(width, height)[2]
+    return left, top, right + 1, bottom + 1  # the drawn rectangle includes its right and bottom edges
+
+
+def _with_ai_mark(image: Image.Image) -> Image.Image:
+    """A visible "AI-edited" label in the bottom-right corner (RESULT_AI_MARK): white on a translucent dark box."""
+    font_size, pad, box = _ai_mark_layout(*image.size)
+    font = ImageFont.load_default(size=font_size)
+    marked = image.copy()
+    draw = ImageDraw.Draw(marked, "RGBA")
+    draw.rounded_rectangle(box, radius=max(2, pad // 2), fill=(0, 0, 0, 150))
+    left, top, _right, _bottom = (round(v) for v in font.getbbox(AI_MARK_TEXT))
+    draw.text((box[0] + pad - left, box[1] + pad - top), AI_MARK_TEXT, font=font, fill=(255, 255, 255, 235))
+    return marked
+
+
+def clean_result(decoded: Image.Image, *, ai_mark: bool = False) -> tuple[bytes, str]:
     """The result as we store it: always re-encoded from its pixels, never the provider's bytes (those can carry
     text chunks, EXIF/GPS, or HTML after the image's end). JPEG stays JPEG, anything else becomes PNG; the EXIF
-    orientation is applied first so the result looks as it did. Returns (bytes, extension)."""
+    orientation is applied first so the result looks as it did. `ai_mark` draws the visible "AI-edited" label.
+    Returns (bytes, extension); a C2PA manifest is added afterwards, to these bytes (editor/provenance.py)."""
     try:
         upright = ImageOps.exif_transpose(decoded) or decoded
     except (OSError, ValueError, SyntaxError, KeyError):
         upright = decoded  # unreadable EXIF: keep the pixels as stored
+    if ai_mark:
+        transparent = "A" in upright.getbands() or "transparency" in upright.info
+        if upright.mode not in ("RGB", "RGBA"):
+            upright = upright.convert("RGBA") if transparent else _to_rgb(upright)
+        upright = _with_ai_mark(upright)
     if decoded.format == "JPEG":
         return _encode_jpeg(_to_rgb(upright), quality=95), ".jpg"
     if "A" in upright.getbands() or upright.mode in ("P", "PA") and "transparency" in upright.info:

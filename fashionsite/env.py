@@ -134,6 +134,25 @@ def env_choice(name: str, default: str, choices: Sequence[str], *, case_sensitiv
     raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
 
+def env_words(name: str, default: Sequence[str], choices: Sequence[str]) -> tuple[str, ...]:
+    """A comma-separated list of words, each one of `choices` (any case), at least one; returned as spelled there."""
+    unknown_default = [word for word in default if word not in choices]
+    if unknown_default or not default:
+        raise TypeError(f"{name}'s default {list(default)} must be a non-empty list of {list(choices)}")
+    raw = _raw(name)
+    if raw is None:
+        return tuple(default)
+    by_lower = {choice.lower(): choice for choice in choices}
+    words = [word.strip() for word in raw.split(",") if word.strip()]
+    unknown = [word for word in words if word.lower() not in by_lower]
+    if unknown or not words:
+        raise ImproperlyConfigured(
+            f"{name} must be a comma-separated list of {', '.join(choices)}; got {raw!r}"
+            + (f" ({', '.join(unknown)} unknown)" if unknown else "")
+        )
+    return tuple(dict.fromkeys(by_lower[word.lower()] for word in words))
+
+
 def require(condition: bool, message: str) -> None:
     """A rule between several settings; the message names the variables and their values."""
     if not condition:

@@ -18,7 +18,7 @@ from boto3.s3.transfer import TransferConfig
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from fashionsite.env import env_bool, env_choice, env_float, env_int, require
+from fashionsite.env import env_bool, env_choice, env_float, env_int, env_words, require
 from fashionsite.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -309,6 +309,42 @@ FASHION_AI_PREVIEW_TIMEOUT_SECONDS = env_float("FASHION_AI_PREVIEW_TIMEOUT_SECON
                                                unit="seconds")
 # Previews per user per minute (they are free, but each one costs the engine ~0.1 s of CPU).
 FASHION_AI_PREVIEW_PER_MINUTE = env_int("FASHION_AI_PREVIEW_PER_MINUTE", 30, min=1)
+
+# --- Content safety and provenance (docs/security.md, "Content safety and provenance") ----------------
+# Screen uploads with NudeNet before storing them (editor/content_screening.py); off by default because the
+# self-hosted engine already screens every job's input and result (fashionai/safety.py).
+UPLOAD_SCREENING = env_bool("UPLOAD_SCREENING", False)
+# NudeNet 3.4's classes; the explicit-nudity ones refuse an upload by default.
+CONTENT_CLASSES = (
+    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED",
+    "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED", "FEMALE_BREAST_COVERED", "BUTTOCKS_COVERED",
+)
+UPLOAD_SCREENING_BLOCK = env_words(
+    "UPLOAD_SCREENING_BLOCK",
+    ("FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "BUTTOCKS_EXPOSED",
+     "ANUS_EXPOSED"),
+    CONTENT_CLASSES,
+)
+# Detector score from which a blocked class refuses (NudeNet itself drops detections under 0.2).
+UPLOAD_SCREENING_THRESHOLD = env_float("UPLOAD_SCREENING_THRESHOLD", 0.5, min=0.2, max=1)
+# Sign every stored result with a C2PA manifest (editor/provenance.py): an unencrypted PEM private key (EC P-256/
+# P-384/P-521, RSA or Ed25519) and its PEM certificate chain, leaf first. Both or neither; files, so the key can be
+# a mounted secret. Unset: results are stored without a manifest.
+C2PA_SIGNING_KEY_FILE = env.str("C2PA_SIGNING_KEY_FILE", default="")
+C2PA_SIGNING_CERTS_FILE = env.str("C2PA_SIGNING_CERTS_FILE", default="")
+require(bool(C2PA_SIGNING_KEY_FILE) == bool(C2PA_SIGNING_CERTS_FILE),
+        "C2PA_SIGNING_KEY_FILE and C2PA_SIGNING_CERTS_FILE go together: set both (signing on) or neither")
+for _name, _path in (("C2PA_SIGNING_KEY_FILE", C2PA_SIGNING_KEY_FILE),
+                     ("C2PA_SIGNING_CERTS_FILE", C2PA_SIGNING_CERTS_FILE)):
+    require(not _path or os.path.isfile(_path), f"{_name}={_path!r} is not a readable file")
+# PEM certificates a manifest's signer may chain to for `editor.provenance.verify` to call it "Trusted".
+C2PA_TRUST_ANCHORS_FILE = env.str("C2PA_TRUST_ANCHORS_FILE", default="")
+require(not C2PA_TRUST_ANCHORS_FILE or os.path.isfile(C2PA_TRUST_ANCHORS_FILE),
+        f"C2PA_TRUST_ANCHORS_FILE={C2PA_TRUST_ANCHORS_FILE!r} is not a readable file")
+# Draw a visible "AI-edited" label into every stored result (so into downloads too), before it is signed.
+RESULT_AI_MARK = env_bool("RESULT_AI_MARK", False)
 
 # --- Edit job polling (editor/polling.py). Every timing is a setting so tests can run them fast.
 # Densest poll interval, used near a job's expected finish: how late we may see COMPLETED.

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from editor import images, storage
+from editor import images, provenance, storage
 from editor.integrations import fashion_ai
 from editor.integrations.fashion_ai import Outcome, ProviderAnswer
 from editor.models import EditJob, OperatorAlert, ProviderError
@@ -198,14 +198,16 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
             return _retry_finish(job, None, policy)
         edit_job_mark_failed(job_id=job.pk, error_code="provider_bad_output", error_detail=str(exc))
         return DONE
-    data, extension = images.clean_result(downloaded.image)
+    data, extension = images.clean_result(downloaded.image, ai_mark=settings.RESULT_AI_MARK)
     try:
+        # Signed after the re-encode, on the bytes exactly as stored (editor/provenance.py says why).
+        data = _with_provenance(job, answer.body, data, extension)
         result_name = storage.store_at(storage.job_result_key(job.owner_id, job.pk, extension), data)
         thumb_name = storage.store_at(
             storage.job_thumbnail_key(job.owner_id, job.pk), images.make_thumbnail(downloaded.image)
         )
-    except Exception as exc:  # storage down: the provider still holds the result, try again after a backoff
-        log.warning("job %s: could not store the result (%s); retrying", job.pk, type(exc).__name__)
+    except Exception as exc:  # storage down (or signing failed): the provider still holds the result, back off
+        log.warning("job %s: could not sign or store the result (%s); retrying", job.pk, type(exc).__name__)
         return _retry_finish(job, None, policy)
     metrics = answer.body.get("metrics") if isinstance(answer.body.get("metrics"), dict) else {}
     inference = metrics.get("inference_time") if metrics else None
@@ -222,6 +224,27 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
     if not EditJob.objects.filter(pk=job.pk, state=State.SUCCEEDED).exists():
         storage.delete_after_commit([result_name, thumb_name])
     return DONE
+
+
+def _with_provenance(job: EditJob, body: dict[str, Any], data: bytes, extension: str) -> bytes:
+    """The result with its signed C2PA manifest (the person's photo as its parent), or as it is when signing is
+    off."""
+    if not provenance.signing_enabled():
+        return data
+    photo_name = str(job.photo.image.name)
+    parent = storage.read(photo_name)
+    edit = body.get("edit") if isinstance(body.get("edit"), dict) else {}
+    facts = provenance.EditFacts(
+        provider=provenance.provider_label(),
+        model=settings.FASHION_AI_MODEL,
+        engine=str((edit or {}).get("engine") or settings.FASHION_AI_MODEL),
+        clothing=job.clothing,
+        when=timezone.now(),
+        visible_mark=settings.RESULT_AI_MARK,
+    )
+    return provenance.sign_result(
+        data, extension=extension, parent=parent, parent_mime=images.image_mime(parent), facts=facts
+    )
 
 
 def _retry_finish(job: EditJob, retry_after: float | None, policy: PollPolicy) -> NextStep:
