@@ -38,7 +38,21 @@ from editor.dashboard.models import DailyUsage
 from editor.dashboard.selectors import job_timeline
 from editor.dashboard.services import operator_alert_resolve
 from editor.errors import Refused
-from editor.models import CreditEntry, EditJob, OperatorAlert, Photo, ProviderError
+from editor.models import (
+    AccountDeletion,
+    CreditEntry,
+    CreditPack,
+    DataExport,
+    EditJob,
+    OperatorAlert,
+    PaymentReversal,
+    Photo,
+    ProviderError,
+    Purchase,
+    ShareLink,
+    SiteSwitches,
+)
+from editor.services.account_commands import account_delete_start, data_export_start
 from editor.services.credits import (
     AlreadyApplied,
     credits_adjust,
@@ -190,7 +204,7 @@ class GroupAdmin(BaseGroupAdmin):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin[AuthUser]):
     list_display = ("username", "email", "balance", "usage_link", "is_staff", "is_active", "date_joined")
-    actions = ["grant_credits", "adjust_credits", export_as_csv]
+    actions = ["grant_credits", "adjust_credits", "export_user_data", "delete_user_data", export_as_csv]
     csv_columns: CsvColumns = [
         ("id", lambda u: u.pk),
         ("email", lambda u: u.email),
@@ -238,6 +252,32 @@ class UserAdmin(BaseUserAdmin[AuthUser]):
     @admin.action(description="Adjust credits of the selected users…", permissions=["grant_credits"])
     def adjust_credits(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         return self._credits_action(request, queryset, kind="adjust")
+
+    def has_export_data_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("auth.view_user") and request.user.has_perm("editor.view_photo")
+
+    @admin.action(description="Send the selected users a ZIP of their data (on their request)",
+                  permissions=["export_data"])
+    def export_user_data(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for user in queryset:
+            try:
+                data_export_start(user=user, requested_by=_staff(request))
+            except Refused as exc:
+                self.message_user(request, f"{user.email or user.username}: {exc}", messages.WARNING)
+                continue
+            self.log_change(request, user, "data export requested by staff")
+        self.message_user(request, "The exports are being prepared; each user gets the link by email.")
+
+    @admin.action(description="Delete the selected accounts and all their data (on their request)",
+                  permissions=["delete"])
+    def delete_user_data(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for user in queryset:
+            try:
+                account_delete_start(user=user, password=None, confirmed=True, by_staff=_staff(request))
+            except Refused as exc:
+                self.message_user(request, f"{user.email or user.username}: {exc}", messages.ERROR)
+                continue
+        self.message_user(request, "The accounts are switched off and being deleted (see Account deletions).")
 
     def _credits_action(self, request: HttpRequest, queryset: QuerySet[Any], *, kind: str) -> HttpResponse | None:
         # An intermediate page: the first POST (from the changelist) shows the form, the second applies it.
@@ -288,7 +328,7 @@ class CreditEntryAdmin(ReadOnlyAdmin[CreditEntry]):
     csv_columns: CsvColumns = [
         ("id", lambda e: e.pk),
         ("created_at", lambda e: e.created_at.isoformat()),
-        ("user_email", lambda e: e.user.email),
+        ("user_email", lambda e: e.user.email if e.user else ""),
         ("kind", lambda e: e.kind),
         ("amount", lambda e: e.amount),
         ("balance_after", lambda e: e.balance_after),
@@ -303,6 +343,92 @@ class CreditEntryAdmin(ReadOnlyAdmin[CreditEntry]):
             return "–"
         return format_html('<a href="{}">{}</a>', reverse("admin:editor_editjob_change", args=[obj.job_id]),
                            str(obj.job_id)[:8])
+
+
+@admin.register(CreditPack)
+class CreditPackAdmin(admin.ModelAdmin[CreditPack]):
+    """What is on sale. Changing a pack never changes purchases made before (they copy credits and price)."""
+
+    list_display = ("name", "credits", "price", "currency", "active", "sort_order")
+    list_editable = ("active", "sort_order")
+    list_filter = ("active", "currency")
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(ReadOnlyAdmin[Purchase]):
+    """Checkout Sessions and what Stripe said about them; written only by the webhook."""
+
+    list_display = ("created_at", "user", "pack_name", "credits", "amount", "status", "checkout_session_id")
+    list_filter = ("status", "currency", "created_at")
+    search_fields = ("user__email", "checkout_session_id", "payment_intent_id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    csv_columns: CsvColumns = [
+        ("id", lambda p: p.pk),
+        ("created_at", lambda p: p.created_at.isoformat()),
+        ("paid_at", lambda p: p.paid_at.isoformat() if p.paid_at else ""),
+        ("user_id", lambda p: p.user_id or ""),
+        ("pack", lambda p: p.pack_name),
+        ("credits", lambda p: p.credits),
+        ("amount", lambda p: p.amount_display),
+        ("currency", lambda p: p.currency),
+        ("status", lambda p: p.status),
+        ("checkout_session_id", lambda p: p.checkout_session_id),
+        ("payment_intent_id", lambda p: p.payment_intent_id),
+    ]
+
+    @admin.display(description="Amount")
+    def amount(self, obj: Purchase) -> str:
+        return f"{obj.amount_display} {obj.currency.upper()}"
+
+
+@admin.register(PaymentReversal)
+class PaymentReversalAdmin(ReadOnlyAdmin[PaymentReversal]):
+    list_display = ("created_at", "kind", "charge_id", "purchase", "credits_taken", "credits_owed", "applied_at")
+    list_filter = ("kind",)
+    search_fields = ("charge_id", "payment_intent_id")
+
+
+@admin.register(SiteSwitches)
+class SiteSwitchesAdmin(admin.ModelAdmin[SiteSwitches]):
+    list_display = ("__str__", "sharing_enabled", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not SiteSwitches.objects.exists() and super().has_add_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: SiteSwitches, form: Any, change: bool) -> None:
+        obj.pk = 1  # one row
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(ReadOnlyAdmin[ShareLink]):
+    list_display = ("created_at", "job", "view_count", "expires_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    actions = ["revoke", export_as_csv]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("editor.change_sharelink")
+
+    @admin.action(description="Revoke the selected links", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} link(s).")
+
+
+@admin.register(DataExport)
+class DataExportAdmin(ReadOnlyAdmin[DataExport]):
+    list_display = ("created_at", "user", "requested_by", "state", "size_bytes", "expires_at")
+    list_filter = ("state",)
+
+
+@admin.register(AccountDeletion)
+class AccountDeletionAdmin(ReadOnlyAdmin[AccountDeletion]):
+    list_display = ("requested_at", "user_id", "by_staff", "state", "files_deleted", "attempts", "finished_at")
+    list_filter = ("state", "by_staff")
 
 
 # --- Photos and jobs ----------------------------------------------------------------------------

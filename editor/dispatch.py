@@ -9,7 +9,7 @@ import logging
 from typing import Literal
 
 from editor.services.job_steps import NextStep
-from editor.tasks import dispatch_step
+from editor.tasks import ACCOUNT_TASKS, dispatch_step
 
 log = logging.getLogger(__name__)
 
@@ -19,3 +19,12 @@ def enqueue(task: Literal["submit", "poll", "finish"], job_id: str, countdown: f
         dispatch_step(job_id, NextStep(task, countdown))
     except Exception:  # the broker is down: the job is due, so the sweeper enqueues it later
         log.warning("could not enqueue %s for job %s; the sweeper will retry", task, job_id, exc_info=True)
+
+
+def enqueue_task(task: str, *args: str) -> None:
+    """One of the account tasks (emails, exports, deletions) by name; a broker outage is logged, and the beat
+    sweeps pick up exports and deletions that never started."""
+    try:
+        ACCOUNT_TASKS[task].delay(*args)
+    except Exception:
+        log.warning("could not enqueue %s; it is retried by its sweep", task, exc_info=True)

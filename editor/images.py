@@ -260,3 +260,11 @@ def clean_result(decoded: Image.Image, *, ai_mark: bool = False) -> tuple[bytes,
     out = io.BytesIO()
     fresh.save(out, format="PNG")
     return out.getvalue(), ".png"
+
+
+def public_copy(data: bytes, *, quality: int = 90) -> bytes:
+    """A JPEG of the pixels only, for a public share page: whatever metadata a stored file might carry (EXIF, GPS,
+    XMP, ICC, comments) is not in it. Stored files are already clean; this holds even if one were not."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return _encode_jpeg(image, quality=quality)

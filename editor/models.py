@@ -4,6 +4,7 @@ Files live in Django's default storage (local or private S3) under per-user, ung
 """
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
@@ -141,13 +142,29 @@ class CreditAccount(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account")
     balance = models.IntegerField(default=0)
+    # Credits a refunded or disputed payment took back that had already been spent. The balance never goes below
+    # zero; what it could not cover is owed instead, and while anything is owed the account is "held": new edits
+    # are refused and credits that come in (a purchase, a refund of an edit, a grant) pay the debt first.
+    owed = models.IntegerField(default=0)
+    # The "you are out of credits" email: the user may turn it off; sent once per time the balance reaches 0.
+    email_when_empty = models.BooleanField(default=True)
+    empty_notice_sent = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(balance__gte=0), name="credit_balance_not_negative")]
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="credit_balance_not_negative"),
+            models.CheckConstraint(condition=Q(owed__gte=0), name="credit_owed_not_negative"),
+            # A held account has nothing to spend: incoming credits settle the debt before they can be spent.
+            models.CheckConstraint(condition=Q(owed=0) | Q(balance=0), name="credit_held_account_has_no_balance"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.balance} credits"
+
+    @property
+    def held(self) -> bool:
+        return self.owed > 0
 
 
 class CreditEntry(models.Model):
@@ -158,8 +175,14 @@ class CreditEntry(models.Model):
         CHARGE = "charge", "Charge"  # reserved when an edit is submitted
         REFUND = "refund", "Refund"  # a failed or expired edit gives its charge back
         ADJUST = "adjust", "Adjustment"  # staff correction, either sign
+        PURCHASE = "purchase", "Purchase"  # a paid Checkout Session (external_id: its id)
+        CLAWBACK = "clawback", "Payment reversed"  # a refund or dispute takes a purchase back (external_id: charge)
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_entries")
+    # Null only for the entries accounting keeps after their account was deleted (purchases and clawbacks,
+    # anonymised by editor/services/account_data.py); every other entry goes with its account.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="credit_entries"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = models.IntegerField()
     balance_after = models.IntegerField()
@@ -171,6 +194,9 @@ class CreditEntry(models.Model):
     # A one-time token (the staff form's nonce, the sign-up bonus's fixed key): the same token twice for one
     # user is refused by the constraint below, so a form posted twice moves credits once.
     idempotency_key = models.UUIDField(null=True, blank=True, editable=False)
+    # The payment this entry books (a Checkout Session id for a purchase, a charge id for a clawback): one entry
+    # per external payment, whatever duplicates or reorderings the webhook delivers.
+    external_id = models.CharField(max_length=255, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -189,6 +215,9 @@ class CreditEntry(models.Model):
                 fields=["job", "kind"],
                 condition=Q(kind__in=["charge", "refund"]),
                 name="credit_one_charge_one_refund_per_job",
+            ),
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="credit_one_entry_per_external_payment"
             ),
             models.CheckConstraint(condition=~Q(amount=0), name="credit_amount_not_zero"),
         ]
@@ -235,6 +264,9 @@ class OperatorAlert(models.Model):
     class Kind(models.TextChoices):
         PROVIDER_NO_CREDITS = "provider_no_credits", "The provider account is out of credits (406)"
         PROVIDER_KEY_REJECTED = "provider_key_rejected", "The provider rejected our API key (401)"
+        PAYMENT_REVERSED = "payment_reversed", "A payment was refunded or disputed"
+        ACCOUNT_HELD = "account_held", "A reversed payment's credits were spent: the account is held"
+        PAYMENT_MISMATCH = "payment_mismatch", "A payment did not match its purchase"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     message = models.CharField(max_length=500)
@@ -266,3 +298,184 @@ class DirectUpload(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# Currencies Stripe counts in whole units (no cents).
+ZERO_DECIMAL_CURRENCIES = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
+
+
+class CreditPack(models.Model):
+    """A pack of credits staff offer for sale (admin): bought through Stripe Checkout."""
+
+    name = models.CharField(max_length=80)
+    credits = models.PositiveIntegerField()
+    price = models.DecimalField(max_digits=10, decimal_places=2, help_text="In the currency's main unit, e.g. 4.99")
+    currency = models.CharField(max_length=3, default="eur", help_text="ISO 4217 code, lower case (eur, usd, gbp)")
+    active = models.BooleanField(default=True, help_text="Only active packs are offered")
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sort_order", "price"]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits__gt=0), name="pack_credits_positive"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="pack_price_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="pack_currency_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.credits} credits for {self.price} {self.currency.upper()}"
+
+
+class Purchase(models.Model):
+    """One Checkout Session and what became of it. Kept for accounting after its account is deleted (user null)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for payment"
+        PAID = "paid", "Paid"
+        REFUNDED = "refunded", "Refunded"
+        DISPUTED = "disputed", "Disputed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="purchases"
+    )
+    pack = models.ForeignKey(CreditPack, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    pack_name = models.CharField(max_length=80)
+    credits = models.PositiveIntegerField()
+    amount_minor = models.PositiveIntegerField(help_text="In the currency's smallest unit (cents)")
+    currency = models.CharField(max_length=3)
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="purchase_user_recent"),
+            models.Index(fields=["status", "paid_at"], name="purchase_status_paid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pack_name} ({self.get_status_display()})"
+
+    @property
+    def amount_display(self) -> str:
+        """499 EUR cents -> "4.99"; zero-decimal currencies (JPY) as they are."""
+        if self.currency in ZERO_DECIMAL_CURRENCIES:
+            return str(self.amount_minor)
+        return f"{self.amount_minor // 100}.{self.amount_minor % 100:02d}"
+
+
+class PaymentReversal(models.Model):
+    """A refund or dispute of one charge: one row per charge, however often (or early) Stripe tells us."""
+
+    class Kind(models.TextChoices):
+        REFUND = "refund", "Refund"
+        DISPUTE = "dispute", "Dispute"
+
+    charge_id = models.CharField(max_length=255, unique=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    purchase = models.ForeignKey(Purchase, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    credits_taken = models.PositiveIntegerField(default=0)
+    credits_owed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Null until the purchase it reverses is known and paid (a refund can arrive before the payment's own event).
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.charge_id}"
+
+
+def _share_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class ShareLink(models.Model):
+    """A public before/after page of one finished edit: no login, the owner not named. Revocable, may expire."""
+
+    token = models.CharField(max_length=32, unique=True, default=_share_token, editable=False)
+    job = models.ForeignKey(EditJob, on_delete=models.CASCADE, related_name="share_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    view_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"share link of {self.job_id}"
+
+
+class SiteSwitches(models.Model):
+    """Site-wide switches staff flip in the admin (one row, pk 1)."""
+
+    sharing_enabled = models.BooleanField(
+        default=True, help_text="Off: every public share link answers 404 and no new ones can be made."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "site switches"
+
+    def __str__(self) -> str:
+        return "Site switches"
+
+
+class DataExport(models.Model):
+    """"Download my data": a ZIP made by a task, stored privately, linked by email, deleted when it expires."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Being prepared"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    token = models.CharField(max_length=64, unique=True, default=_share_token, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="data_exports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    file_name = models.CharField(max_length=300, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    # Who is building it until when (a worker killed half way lets it lapse; the sweep starts it again).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of user {self.user_id} ({self.state})"
+
+
+class AccountDeletion(models.Model):
+    """A request to delete an account and everything in it. Kept (with the user id only) as the record that the
+    deletion happened; the task that does it is idempotent and resumes from here after a crash."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Deleting"
+        DONE = "done", "Deleted"
+
+    user_id = models.BigIntegerField(unique=True)  # not a foreign key: the user row goes, this record stays
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    by_staff = models.BooleanField(default=False)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    files_deleted = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"deletion of user {self.user_id} ({self.state})"

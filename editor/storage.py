@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 USERS_PREFIX = "users"
 # The raw objects browsers POST straight to S3 live under this prefix until confirmed (then deleted).
 DIRECT_UPLOAD_PREFIX = "incoming"
+# "Download my data" ZIPs: outside users/ (they are not the user's content, the orphan sweep must not see them).
+EXPORTS_PREFIX = "exports"
 RESULT_EXTENSIONS = (".png", ".jpg")
 JOB_THUMBNAIL_EXTENSION = ".webp"
 
@@ -85,6 +87,20 @@ def direct_upload_key(owner_id: Any) -> str:
     return f"{DIRECT_UPLOAD_PREFIX}/{owner_id}/{uuid.uuid4().hex}"
 
 
+def user_content_prefix(owner_id: Any) -> str:
+    """Every photo, result and thumbnail of one user is under this prefix."""
+    return f"{USERS_PREFIX}/{owner_id}"
+
+
+def export_key(owner_id: Any, token: str) -> str:
+    return f"{EXPORTS_PREFIX}/{owner_id}/{token}.zip"
+
+
+def user_prefixes(owner_id: Any) -> list[str]:
+    """Every prefix a user's files can be under: their content, raw direct uploads, their data exports."""
+    return [user_content_prefix(owner_id), f"{DIRECT_UPLOAD_PREFIX}/{owner_id}", f"{EXPORTS_PREFIX}/{owner_id}"]
+
+
 # ------------------------------------------------------------------------------------------------ store and read
 
 
@@ -102,6 +118,18 @@ def store_at(name: str, data: bytes) -> str:
     stored = backend.save(name, ContentFile(data))
     if stored != name:  # pragma: no cover - only if another writer raced us between delete and save
         backend.delete(stored)
+        raise RuntimeError(f"storage renamed {name} to {stored}")
+    return stored
+
+
+def store_file_at(name: str, path: str) -> str:
+    """Store a local file (a ZIP being built on disk) at exactly `name`, streamed, replacing an earlier copy."""
+    backend = _backend()
+    if not is_s3() and backend.exists(name):
+        backend.delete(name)
+    with open(path, "rb") as handle:
+        stored = backend.save(name, File(handle))
+    if stored != name:  # pragma: no cover - only if another writer raced us
         raise RuntimeError(f"storage renamed {name} to {stored}")
     return stored
 
@@ -204,7 +232,13 @@ def serve(field_file: FieldFile | None, *, download_name: str = "", max_age: int
     the browser save it under that name."""
     if not field_file or not field_file.name:
         raise Http404("No such file")
-    name = str(field_file.name)
+    return serve_name(str(field_file.name), download_name=download_name, max_age=max_age)
+
+
+def serve_name(name: str, *, download_name: str = "", max_age: int = 3600) -> HttpResponseBase:
+    """`serve` for a stored name without a model field (a data export)."""
+    if not name:
+        raise Http404("No such file")
     if is_s3():
         disposition = f'attachment; filename="{download_name}"'
         parameters = {"ResponseContentDisposition": disposition} if download_name else None

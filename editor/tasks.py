@@ -6,10 +6,12 @@ countdown on the next message, so two worker processes can keep hundreds of jobs
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.conf import settings
 
-from editor.services import files, job_steps
+from editor.services import account_data, account_emails, files, job_steps, payments
 from editor.services.job_steps import NextStep
 from editor.services.photos import photos_delete_unused
 
@@ -57,3 +59,45 @@ def expire_direct_uploads() -> int:
 @shared_task(name="editor.tasks.sweep_orphan_files", ignore_result=True)
 def sweep_orphan_files() -> int:
     return files.files_sweep_orphans()
+
+
+@shared_task(name="editor.tasks.credits_empty_email", ignore_result=True)
+def credits_empty_email(user_id: str) -> bool:
+    return account_emails.send_credits_empty(user_id=int(user_id))
+
+
+@shared_task(name="editor.tasks.reconcile_payments", ignore_result=True)
+def reconcile_payments() -> int:
+    return payments.payments_reconcile()
+
+
+@shared_task(name="editor.tasks.data_export", ignore_result=True)
+def data_export(export_id: str) -> bool:
+    return account_data.data_export_build(export_id=int(export_id))
+
+
+# A deletion of a big account may take a while (it is throttled); it resumes where it was if cut off.
+@shared_task(name="editor.tasks.account_deletion", ignore_result=True, soft_time_limit=3000, time_limit=3300)
+def account_deletion(deletion_id: str) -> bool:
+    return account_data.account_deletion_run(deletion_id=int(deletion_id))
+
+
+@shared_task(name="editor.tasks.sweep_account_tasks", ignore_result=True)
+def sweep_account_tasks() -> int:
+    """Start exports and deletions nobody works on (never started, or their worker was killed); drop expired
+    exports."""
+    exports, deletions = account_data.account_tasks_due()
+    for export_id in exports:
+        data_export.delay(str(export_id))
+    for deletion_id in deletions:
+        account_deletion.delay(str(deletion_id))
+    account_data.data_exports_remove_expired()
+    return len(exports) + len(deletions)
+
+
+# What editor/dispatch.py's enqueue_task may start, by name.
+ACCOUNT_TASKS: dict[str, Any] = {
+    "credits_empty_email": credits_empty_email,
+    "data_export": data_export,
+    "account_deletion": account_deletion,
+}

@@ -2,13 +2,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from editor.views import edits, files, gallery, jobs, pages
+from editor.views import account, edits, files, gallery, jobs, pages, payments, sharing
 
 app_name = "editor"
 
 urlpatterns = [
     path("", pages.home, name="home"),
     path("profile/", pages.profile, name="profile"),
+    path("profile/data/export/", account.data_export_request_view, name="data_export_request"),
+    path("profile/data/export/<str:token>/", account.data_export_download, name="data_export_download"),
+    path("profile/delete/", account.account_delete, name="account_delete"),
+    path("account-deleted/", account.account_deleted, name="account_deleted"),
+    path("profile/credit-email/", pages.profile_credit_email, name="profile_credit_email"),
     path("edit/new/", edits.edit_new, name="edit_new"),
     path("edit/preview/", edits.preview, name="edit_preview"),
     path("edit/upload/start/", edits.upload_start, name="upload_start"),
@@ -16,6 +21,10 @@ urlpatterns = [
     path("edits/<uuid:pk>/", jobs.job_detail, name="job_detail"),
     path("edits/<uuid:pk>/status/", jobs.job_status, name="job_status"),
     path("edits/<uuid:pk>/delete/", jobs.job_delete, name="job_delete"),
+    path("edits/<uuid:pk>/share/", sharing.share_create, name="share_create"),
+    path("edits/<uuid:pk>/share/<int:link_id>/revoke/", sharing.share_revoke, name="share_revoke"),
+    path("s/<str:token>/", sharing.shared_page, name="shared_page"),
+    path("s/<str:token>/<str:which>.jpg", sharing.shared_image, name="shared_image"),
     path("edits/<uuid:pk>/result/", files.job_result, name="job_result"),
     path("edits/<uuid:pk>/download/", files.job_download, name="job_download"),
     path("edits/<uuid:pk>/thumb/", files.job_thumb, name="job_thumb"),
@@ -23,4 +32,8 @@ urlpatterns = [
     path("photos/<uuid:pk>/thumb/", files.photo_thumb, name="photo_thumb"),
     path("gallery/", gallery.gallery, name="gallery"),
     path("credits/", gallery.credits, name="credits"),
+    path("credits/buy/", payments.buy, name="buy_credits"),
+    path("credits/buy/done/", payments.purchase_done, name="purchase_done"),
+    path("credits/buy/status/", payments.purchase_status, name="purchase_status"),
+    path("payments/stripe/webhook/", payments.stripe_webhook, name="stripe_webhook"),
 ]

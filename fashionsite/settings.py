@@ -252,6 +252,33 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 STARTER_CREDITS = env_int("STARTER_CREDITS", 10, min=0, unit="credits")
 EDIT_COST_CREDITS = env_int("EDIT_COST_CREDITS", 1, min=1, unit="credits")
 MAX_JOBS_IN_FLIGHT_PER_USER = env_int("MAX_JOBS_IN_FLIGHT_PER_USER", 5, min=1)
+# The new-edit page suggests buying more at or below this balance (0: never).
+LOW_CREDITS_THRESHOLD = env_int("LOW_CREDITS_THRESHOLD", 3, min=0, unit="credits")
+
+# --- A person's data: exports and account deletion ----------------------------------------------------------
+# A "download my data" link works this long; the ZIP is deleted after.
+DATA_EXPORT_EXPIRE_SECONDS = env_int("DATA_EXPORT_EXPIRE_SECONDS", 7 * 24 * 3600, min=60, unit="seconds")
+# How long a worker owns an export or deletion it works on; after that the sweep hands it to another worker.
+ACCOUNT_TASK_LEASE_SECONDS = env_int("ACCOUNT_TASK_LEASE_SECONDS", 600, min=1, unit="seconds")
+# A pause between the file deletes of an account being deleted (spreads a big account's deletes on the store).
+ACCOUNT_DELETION_THROTTLE_SECONDS = env_float("ACCOUNT_DELETION_THROTTLE_SECONDS", 0.0, min=0, max=10,
+                                              unit="seconds")
+
+# --- Buying credits (Stripe Checkout): off unless STRIPE_SECRET_KEY is set ----------------------------------
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+# The webhook endpoint's signing secret (whsec_...): events are only believed with a valid signature.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Where the SDK sends API calls; empty means Stripe's own. Tests and `make run` point it at devservices/stripe.py.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="").rstrip("/")
+# Browsers are sent here to pay (the Content-Security-Policy lets the buy form redirect to it).
+STRIPE_CHECKOUT_ORIGIN = env.str("STRIPE_CHECKOUT_ORIGIN", default="") or (
+    f"{urlsplit(STRIPE_API_BASE).scheme}://{urlsplit(STRIPE_API_BASE).netloc}" if STRIPE_API_BASE
+    else "https://checkout.stripe.com"
+)
+# A signed event older than this is refused (replays); Stripe's SDK default.
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, min=1, unit="seconds")
+require(not STRIPE_SECRET_KEY or bool(STRIPE_WEBHOOK_SECRET),
+        "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: purchases could never be credited")
 
 # --- Operators' dashboard ----------------------------------------------------------------------------
 # Warn when the oldest job in flight has waited longer than this (workers down or overloaded).
@@ -429,6 +456,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "editor.tasks.sweep_orphan_files",
         "schedule": timedelta(hours=6),
     },
+    # Data exports and account deletions whose worker died (or that never got queued) start again.
+    "sweep-account-tasks": {
+        "task": "editor.tasks.sweep_account_tasks",
+        "schedule": timedelta(seconds=env_int("ACCOUNT_SWEEP_INTERVAL_SECONDS", 60, min=1, unit="seconds")),
+    },
+    # Refunds or disputes that raced their payment's own webhook are applied once the payment is booked.
+    "reconcile-payments": {
+        "task": "editor.tasks.reconcile_payments",
+        "schedule": timedelta(minutes=5),
+    },
     # Keeps the dashboard's daily rollup for today and yesterday current (idempotent rebuild).
     "refresh-usage-rollup": {
         "task": "editor.dashboard.tasks.refresh_usage_rollup",
@@ -479,7 +516,8 @@ CONTENT_SECURITY_POLICY = {
         "style-src": [SELF],
         "img-src": [SELF, "blob:", *_csp_media],  # blob: previews of the photo being uploaded
         "connect-src": [SELF, *_csp_media],
-        "form-action": [SELF, *_csp_media],
+        # The buy form redirects to Stripe's hosted checkout page.
+        "form-action": [SELF, *_csp_media, *([STRIPE_CHECKOUT_ORIGIN] if STRIPE_SECRET_KEY else [])],
         "frame-ancestors": [NONE],
         "object-src": [NONE],
         "base-uri": [SELF],

@@ -12,14 +12,22 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from editor.dashboard.histogram import histogram_merge, histogram_quantile
 from editor.dashboard.models import DailyUsage, DailyUserUsage, SignupRecord
 from editor.dashboard.services import DayUsage, day_bounds, local_today, usage_day_compute
-from editor.models import CreditAccount, CreditEntry, EditJob, OperatorAlert, ProviderError
+from editor.models import (
+    ZERO_DECIMAL_CURRENCIES,
+    CreditAccount,
+    CreditEntry,
+    EditJob,
+    OperatorAlert,
+    ProviderError,
+    Purchase,
+)
 from fashionsite.heartbeat import HeartbeatsUnavailable, worker_heartbeats
 
 # The error kinds the dashboard always shows, in this order (others appear after them when present).
@@ -294,6 +302,11 @@ def dashboard_alerts(*, queue: QueueState) -> list[DashboardAlert]:
         "Top it up, then resolve the alert in the admin.",
         OperatorAlert.Kind.PROVIDER_KEY_REJECTED: "The provider answered 401: our API key is rejected. "
         "Check FASHION_AI_API_KEY, then resolve the alert in the admin.",
+        OperatorAlert.Kind.ACCOUNT_HELD: "A refunded or disputed payment's credits were already spent: the account "
+        "is held (no new edits) until it is paid. See the alert in the admin for the user.",
+        OperatorAlert.Kind.PAYMENT_REVERSED: "A payment was disputed or partly refunded: see the alert in the admin.",
+        OperatorAlert.Kind.PAYMENT_MISMATCH: "A Stripe payment did not match its purchase: no credits were given. "
+        "See the alert in the admin.",
     }
     for row in sorted(open_alerts, key=lambda r: r["kind"]):
         alerts.append(DashboardAlert(row["kind"], "error", messages.get(row["kind"], row["kind"]), row["n"]))
@@ -481,3 +494,63 @@ def job_timeline(*, job: EditJob) -> list[TimelineEvent]:
     for error in ProviderError.objects.filter(job=job).order_by("created_at", "id"):
         events.append(TimelineEvent(error.created_at, f"provider error {error.kind}", error.detail))
     return sorted(events, key=lambda event: event.at)
+
+
+@dataclass
+class Revenue:
+    currency: str
+    purchases: int
+    credits: int
+    gross_minor: int  # every payment of the period
+    reversed_minor: int  # of those, refunded or disputed since
+
+    @property
+    def net_minor(self) -> int:
+        return self.gross_minor - self.reversed_minor
+
+    def _show(self, minor: int) -> str:
+        if self.currency in ZERO_DECIMAL_CURRENCIES:
+            return str(minor)
+        return f"{minor // 100}.{minor % 100:02d}"
+
+    @property
+    def gross(self) -> str:
+        return self._show(self.gross_minor)
+
+    @property
+    def net(self) -> str:
+        return self._show(self.net_minor)
+
+
+@dataclass
+class PurchaseFigures:
+    revenue: list[Revenue]
+    paid: int
+    refunded: int
+    disputed: int
+    waiting: int  # Checkout started, no payment (yet)
+    held_accounts: int
+
+
+def purchase_figures(*, period: Period) -> PurchaseFigures:
+    """Purchases paid in the period, by currency (read live: a few rows a day, no rollup needed)."""
+    start, _ = day_bounds(period.start)
+    _, end = day_bounds(period.end)
+    paid = Purchase.objects.filter(paid_at__gte=start, paid_at__lt=end).exclude(status=Purchase.Status.PENDING)
+    reversed_q = Q(status__in=[Purchase.Status.REFUNDED, Purchase.Status.DISPUTED])
+    rows = (
+        paid.order_by().values("currency")
+        .annotate(n=Count("id"), credits=Sum("credits"), gross=Sum("amount_minor"),
+                  reversed=Sum("amount_minor", filter=reversed_q))
+        .order_by("currency")
+    )
+    counts = dict(paid.order_by().values("status").annotate(n=Count("id")).values_list("status", "n"))
+    return PurchaseFigures(
+        revenue=[Revenue(r["currency"], r["n"], r["credits"] or 0, r["gross"] or 0, r["reversed"] or 0) for r in rows],
+        paid=sum(counts.values()),
+        refunded=counts.get(Purchase.Status.REFUNDED, 0),
+        disputed=counts.get(Purchase.Status.DISPUTED, 0),
+        waiting=Purchase.objects.filter(created_at__gte=start, created_at__lt=end,
+                                        status=Purchase.Status.PENDING).count(),
+        held_accounts=CreditAccount.objects.filter(owed__gt=0).count(),
+    )

@@ -142,8 +142,8 @@ def credits_ledger_page(*, user: AbstractBaseUser, page_number: Any = 1) -> Page
 
 def credits_summary(*, user: AbstractBaseUser) -> dict[str, int]:
     """The credits page's totals, each a positive number (one aggregate query). A refunded charge is charged and
-    given back, so edits cost `net_spent` = charged - refunded; received + ... adds up to the balance:
-    received - net_spent - taken_off == balance."""
+    given back, so edits cost `net_spent` = charged - refunded; the totals add up to the balance:
+    received + bought - net_spent - taken_off - clawed_back == balance."""
     K = CreditEntry.Kind
     sums = CreditEntry.objects.filter(user_id=user.pk).aggregate(
         received=Sum("amount", filter=Q(kind=K.GRANT) | Q(kind=K.ADJUST, amount__gt=0)),
@@ -152,6 +152,8 @@ def credits_summary(*, user: AbstractBaseUser) -> dict[str, int]:
         edits_charged=Count("id", filter=Q(kind=K.CHARGE)),
         refunded=Sum("amount", filter=Q(kind=K.REFUND)),
         edits_refunded=Count("id", filter=Q(kind=K.REFUND)),
+        bought=Sum("amount", filter=Q(kind=K.PURCHASE)),
+        clawed_back=Sum("amount", filter=Q(kind=K.CLAWBACK)),
     )
     summary = {name: abs(value or 0) for name, value in sums.items()}
     summary["net_spent"] = summary["charged"] - summary["refunded"]
@@ -165,6 +167,8 @@ def _count(number: int, word: str) -> str:
 def credits_summary_sentence(summary: dict[str, int], *, balance: int) -> str:
     """The totals as one plain sentence that adds up to the balance (refunded charges are not "spent")."""
     parts = [f"You received {_count(summary['received'], 'credit')}."]
+    if summary.get("bought"):
+        parts.append(f"You bought {_count(summary['bought'], 'credit')}.")
     edits, charged, refunded = summary["edits_charged"], summary["charged"], summary["refunded"]
     if not edits:
         parts.append("No edits yet.")
@@ -179,6 +183,8 @@ def credits_summary_sentence(summary: dict[str, int], *, balance: int) -> str:
                      f"{_count(summary['net_spent'], 'credit')}.")
     if summary["taken_off"]:
         parts.append(f"Staff took off {_count(summary['taken_off'], 'credit')}.")
+    if summary.get("clawed_back"):
+        parts.append(f"Refunded or disputed payments took back {_count(summary['clawed_back'], 'credit')}.")
     parts.append(f"That leaves {_count(balance, 'credit')}.")
     return " ".join(parts)
 

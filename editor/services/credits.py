@@ -6,6 +6,7 @@ transaction, so concurrent submits can never overspend and the balance never dri
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
@@ -49,6 +50,7 @@ def _append(
     job: EditJob | None = None,
     created_by_id: int | None = None,
     idempotency_key: uuid.UUID | None = None,
+    external_id: str = "",
 ) -> CreditEntry:
     if idempotency_key is not None and CreditEntry.objects.filter(
         user_id=account.user_id, idempotency_key=idempotency_key
@@ -60,9 +62,17 @@ def _append(
         raise InsufficientCredits(
             f"Not enough credits: this needs {-amount} and the balance is {account.balance}."
         )
-    account.balance = new_balance
-    account.save(update_fields=["balance", "updated_at"])
-    return CreditEntry.objects.create(
+    # A held account (credits owed from a reversed payment) pays its debt from whatever comes in first; the
+    # balance and the debt change in one UPDATE, so the "held accounts have no balance" constraint always holds.
+    settled = min(account.owed, new_balance) if amount > 0 else 0
+    account.balance = new_balance - settled
+    account.owed -= settled
+    fields = ["balance", "owed", "updated_at"]
+    if amount > 0 and account.balance > 0 and account.empty_notice_sent:
+        account.empty_notice_sent = False  # the next time it runs out, tell them again
+        fields.append("empty_notice_sent")
+    account.save(update_fields=fields)
+    entry = CreditEntry.objects.create(
         user_id=account.user_id,
         kind=kind,
         amount=amount,
@@ -71,7 +81,17 @@ def _append(
         reason=reason[:255],
         created_by_id=created_by_id,
         idempotency_key=idempotency_key,
+        external_id=external_id,
     )
+    if settled:
+        CreditEntry.objects.create(
+            user_id=account.user_id,
+            kind=CreditEntry.Kind.CLAWBACK,
+            amount=-settled,
+            balance_after=account.balance,
+            reason=f"Pays {settled} credits owed from a reversed payment",
+        )
+    return entry
 
 
 def credit_account_ensure(*, user: AbstractBaseUser) -> CreditAccount:
@@ -202,3 +222,60 @@ def credits_grant_starter(*, user: AbstractBaseUser, amount: int) -> CreditEntry
         return None
 
 
+
+
+@dataclass(frozen=True)
+class Clawback:
+    taken: int  # credits removed from the balance now
+    owed: int  # credits already spent: the account owes them and is held until they are paid
+
+
+def credits_claw_back(*, user_id: int, credits: int, external_id: str, reason: str) -> Clawback:
+    """Take a reversed purchase's credits back: from the balance as far as it goes, the rest owed (the account is
+    then held). One clawback per external payment: a second call for the same id takes nothing. Must run inside
+    the transaction that records the reversal."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("credits_claw_back must run inside the reversal's transaction")
+    if credits <= 0:
+        raise CreditsError("A clawback must take a positive number of credits.")
+    account = _locked_account(user_id=user_id)
+    if CreditEntry.objects.filter(external_id=external_id).exists():
+        return Clawback(taken=0, owed=0)
+    taken = min(account.balance, credits)
+    short = credits - taken
+    if short:
+        # The owed part first, so the save below never has a positive balance beside a debt.
+        account.owed += short
+    if taken:
+        account.balance -= taken
+        CreditEntry.objects.create(
+            user_id=user_id, kind=CreditEntry.Kind.CLAWBACK, amount=-taken, balance_after=account.balance,
+            reason=reason[:255], external_id=external_id,
+        )
+    account.save(update_fields=["balance", "owed", "updated_at"])
+    return Clawback(taken=taken, owed=short)
+
+
+def credits_grant_purchase(*, user_id: int, credits: int, external_id: str, reason: str) -> CreditEntry | None:
+    """Book a paid Checkout Session: one PURCHASE entry per session id (None when it was booked already). Runs
+    inside the transaction that marks the purchase paid."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("credits_grant_purchase must run inside the purchase's transaction")
+    account = _locked_account(user_id=user_id)
+    if CreditEntry.objects.filter(external_id=external_id).exists():
+        return None
+    return _append(
+        account=account, kind=CreditEntry.Kind.PURCHASE, amount=credits, reason=reason, external_id=external_id
+    )
+
+
+def credits_take_empty_notice(*, user_id: int) -> bool:
+    """True exactly once each time the balance reaches zero (and the user wants the email): the caller sends it."""
+    return CreditAccount.objects.filter(
+        user_id=user_id, balance=0, email_when_empty=True, empty_notice_sent=False
+    ).update(empty_notice_sent=True) == 1
+
+
+def credits_set_empty_email(*, user: AbstractBaseUser, enabled: bool) -> None:
+    credit_account_ensure(user=user)
+    CreditAccount.objects.filter(user_id=user.pk).update(email_when_empty=enabled)

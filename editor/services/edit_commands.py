@@ -9,16 +9,19 @@ commit through editor/dispatch.py. Every refusal is an `editor.errors.Refused` w
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from editor import storage
-from editor.dispatch import enqueue
+from editor.dispatch import enqueue, enqueue_task
 from editor.errors import Refused
-from editor.models import Clothing, CreditAccount, EditJob, Photo
+from editor.models import Clothing, CreditAccount, EditJob, Photo, ShareLink
 from editor.progress import ERROR_CONTENT_BLOCKED
+from editor.selectors.sharing import sharing_enabled
 from editor.services.credits import credits_charge_for_job
 from editor.services.job_state import edit_job_create, edit_job_remove_finished
 from editor.services.photos import (
@@ -130,6 +133,11 @@ def _submit(
             raise EditJobRefused(
                 f"You already have {in_flight} edits running (at most {limit}). Wait for one to finish."
             )
+        if account.held:
+            raise EditJobRefused(
+                f"Your account is on hold: a payment was refunded or disputed after its credits were spent, so "
+                f"{account.owed} credit{'s' if account.owed != 1 else ''} are owed. Credits you buy pay that first."
+            )
         if account.balance < cost:
             raise EditJobRefused(f"Not enough credits: an edit costs {cost} and your balance is {account.balance}.")
         job = edit_job_create(
@@ -142,9 +150,12 @@ def _submit(
             retry_of=retry_of,
         )
         # InsufficientCredits is a Refused too; the locked check above makes it unreachable here.
-        credits_charge_for_job(job=job)
+        charge = credits_charge_for_job(job=job)
         job_id = str(job.id)
         transaction.on_commit(lambda: enqueue("submit", job_id))
+        if charge.balance_after == 0:
+            user_id = str(user.pk)
+            transaction.on_commit(lambda: enqueue_task("credits_empty_email", user_id))
     return job
 
 
@@ -201,3 +212,23 @@ def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:
             names += [photo.image.name, photo.thumbnail.name]
             photo.delete()
         storage.delete_after_commit([str(n) for n in names if n])
+
+
+def edit_share_create(*, user: AbstractBaseUser, job: EditJob, expires_in_days: int | None) -> ShareLink:
+    """A public before/after link to a finished edit of the user's; `expires_in_days` None: until revoked."""
+    _require_owner(user, job)
+    if not sharing_enabled():
+        raise EditJobRefused("Sharing is turned off on this site.")
+    if job.state != State.SUCCEEDED or not job.result_image:
+        raise EditJobRefused("Only a finished edit can be shared.")
+    if expires_in_days is not None and not 1 <= expires_in_days <= 365:
+        raise EditJobRefused("A link expires after 1 to 365 days, or never.", field="expires_in_days")
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    return ShareLink.objects.create(job=job, expires_at=expires_at)
+
+
+def edit_share_revoke(*, user: AbstractBaseUser, link_id: int) -> bool:
+    """Revoke one of the user's links (at once: the public page is 404 from now on)."""
+    return ShareLink.objects.filter(
+        pk=link_id, job__owner_id=user.pk, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now()) == 1

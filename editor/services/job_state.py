@@ -194,3 +194,20 @@ def _finish_with_refund(*, job_id: JobId, to_state: str, error_code: str, error_
                 # missing key is a no-op on S3 and on local storage.
                 storage.delete_after_commit(storage.job_file_keys(job.owner_id, job.pk))
     return moved
+
+
+def edit_jobs_cancel_for_deleted_account(*, owner_id: int) -> int:
+    """Fail (and so refund) every edit still running for an account being deleted. Safe to repeat."""
+    cancelled = 0
+    for job_id in EditJob.objects.filter(owner_id=owner_id, state__in=EditJob.IN_FLIGHT_STATES).values_list(
+        "pk", flat=True
+    ):
+        if edit_job_mark_failed(job_id=job_id, error_code="cancelled", error_detail="The account was deleted."):
+            cancelled += 1
+    return cancelled
+
+
+def edit_jobs_remove_for_deleted_account(*, owner_id: int) -> int:
+    """Delete every job row of an account being deleted (their files are deleted by the caller)."""
+    deleted, _ = EditJob.objects.filter(owner_id=owner_id).delete()
+    return deleted

@@ -15,6 +15,7 @@ from editor.models import Clothing
 from editor.selectors.credits import credits_balance
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
 from editor.services.edit_commands import edit_start
+from editor.services.payments import buying_enabled
 from editor.services.photos import (
     UploadRateLimited,
     direct_upload_enabled,
@@ -70,6 +71,8 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
         "examples": PROMPT_EXAMPLES,
         "cost": settings.EDIT_COST_CREDITS,
         "balance": credits_balance(user=user),
+        "low_credits": settings.LOW_CREDITS_THRESHOLD,
+        "buying": buying_enabled(),
         "source_job": source_job if source_job and source_job.result_image else None,
         "source_url": job_result_url(job=source_job) if source_job and source_job.result_image else "",
         "existing_photo_url": photo_image_url(photo=existing_photo) if existing_photo else "",

@@ -17,6 +17,8 @@ from editor.selectors.gallery import (
     credits_summary_sentence,
     gallery_page,
 )
+from editor.selectors.payments import credit_account_for, credit_packs_on_sale, receipts
+from editor.services.payments import buying_enabled
 from editor.types import AuthedRequest
 
 
@@ -57,4 +59,9 @@ def credits(request: AuthedRequest) -> HttpResponse:
         "balance": balance,
         "summary": summary,
         "summary_sentence": credits_summary_sentence(summary, balance=balance),
+        "buying": buying_enabled(),
+        "packs": credit_packs_on_sale(),
+        "receipts": receipts(user=request.user)[:50],
+        "account": credit_account_for(user=request.user),
+        "cancelled": request.GET.get("cancelled") == "1",
     })

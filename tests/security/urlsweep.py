@@ -79,6 +79,22 @@ rule("photos/<uuid:pk>/", OWNER, _photo)
 rule("photos/<uuid:pk>/thumb/", OWNER, _photo)
 rule("gallery/", LOGIN)
 rule("credits/", LOGIN)
+rule("credits/buy/", LOGIN, post=lambda v: {"pack": "1"})
+rule("credits/buy/done/", LOGIN)
+rule("credits/buy/status/", LOGIN)
+# Stripe's webhook: anyone can post, only a valid signature changes anything (tests/payments).
+rule("payments/stripe/webhook/", PUBLIC)
+rule("profile/credit-email/", LOGIN)
+rule("profile/data/export/", LOGIN)
+rule("profile/data/export/<str:token>/", LOGIN, lambda v: {"token": "not-a-token"})
+# A stranger posting here can only delete their own account, and only with their password (none is sent).
+rule("profile/delete/", LOGIN)
+rule("account-deleted/", PUBLIC)
+rule("edits/<uuid:pk>/share/", OWNER, _job)
+rule("edits/<uuid:pk>/share/<int:link_id>/revoke/", OWNER, lambda v: {"pk": str(v.job.pk), "link_id": "1"})
+# Public share pages: only a live link's token opens one (tests/account/test_account_sharing.py).
+rule("s/<str:token>/", PUBLIC, lambda v: {"token": "not-a-token"})
+rule("s/<str:token>/<str:which>.jpg", PUBLIC, lambda v: {"token": "not-a-token", "which": "after"})
 for _account_page in (
     "login/", "logout/", "inactive/", "signup/", "reauthenticate/", "email/", "confirm-email/", "password/change/",
     "password/set/", "password/reset/", "login/code/confirm/", "password/reset/key/done/", "password/reset/done/",
@@ -121,6 +137,13 @@ ADMIN_MODELS: dict[str, Callable[[Victim], str]] = {
     "editor/editjob": lambda v: str(v.job.pk),
     "editor/providererror": lambda v: "1",
     "editor/operatoralert": lambda v: "1",
+    "editor/creditpack": lambda v: "1",
+    "editor/purchase": lambda v: "00000000-0000-0000-0000-000000000000",
+    "editor/paymentreversal": lambda v: "1",
+    "editor/sharelink": lambda v: "1",
+    "editor/siteswitches": lambda v: "1",
+    "editor/dataexport": lambda v: "1",
+    "editor/accountdeletion": lambda v: "1",
     "dashboard/dailyusage": lambda v: "1",
     "mfa/authenticator": lambda v: "1",
 }
