@@ -71,8 +71,8 @@ def _live_or_404(token: str) -> ShareLink:
 def _private(response: HttpResponse) -> HttpResponse:
     response["X-Robots-Tag"] = NOINDEX
     response["Referrer-Policy"] = "no-referrer"
-    # A revoked link must stop working: nothing shared may sit in a cache for long.
-    response["Cache-Control"] = "private, max-age=60"
+    # A revoked link stops working at once: nothing shared is kept in a cache, the browser's own included.
+    response["Cache-Control"] = "no-store"
     return response
 
 

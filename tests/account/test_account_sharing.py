@@ -36,6 +36,7 @@ def test_a_shared_edit_is_public_names_nobody_and_is_not_indexed(client: Any, us
     response = visitor.get(f"/s/{link.token}/")
     body = response.content.decode()
     assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
     assert "noindex" in response["X-Robots-Tag"] and '<meta name="robots" content="noindex' in body
     assert data.jobs[1].prompt in body
     for secret in (data.user.email, data.user.username, f"users/{data.user.pk}/", "X-Amz-Signature"):
