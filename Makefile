@@ -44,7 +44,7 @@ XDIST = $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist workstea
 test: system-deps $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) scripts/testenv.py -- $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(PY) scripts/testenv.py -- $(PY) -m pytest $(XDIST) --durations=25 $(PYTEST_ARGS)
 	$(PY) scripts/testenv.py --no-s3 --no-postgres -- $(PY) -m pytest -m smoke -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMP)
