@@ -101,6 +101,8 @@ def _job_status_panel(request: AuthedRequest, pk: Any, shown: str | None) -> Htt
     job = owned_job_or_404(request, pk)
     context = _panel_context(job, request)
     context["announce"] = shown != context["phase"]
+    # A new phase may come with a refund: the fragment also refreshes the header's balance (hx-swap-oob).
+    context["fragment"] = True
     response = render(request, "editor/_job_panel.html", context)
     response["Cache-Control"] = "no-store"
     return response

@@ -216,6 +216,8 @@ def test_failed_edit_shows_the_reason_and_the_refund(
     assert job.error_detail and job.error_detail in failure.inner_text()
     assert "You were not charged: 1 credit went back to your balance" in page.get_by_test_id("not-charged").inner_text()
     assert CreditEntry.objects.filter(job=job, kind="refund").count() == 1
+    # The header shows the refunded balance at once (the panel's fragment refreshes it), and after a reload.
+    assert page.get_by_test_id("balance").inner_text().endswith(f"{balance} credits")
     page.reload()
     assert page.get_by_test_id("balance").inner_text().endswith(f"{balance} credits")
     capture(page, "job-failed")

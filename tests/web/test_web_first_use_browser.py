@@ -1,0 +1,52 @@
+"""What a first-time user tripped over (issue 14), in headless Chromium against a live server: the header's balance
+after a refund, the progress estimate, refusals the browser shows, form errors that keep the photo, retrying a
+failed edit. The job is moved by the state writer, as a worker would, so no worker is needed here."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+from django.test import Client
+
+from editor.models import EditJob
+from editor.services.credits import credits_charge_for_job
+from editor.services.job_state import edit_job_mark_failed
+from tests.web.helpers import make_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page: Any, base: str, user: Any) -> None:
+    """A signed-in session handed to the browser (the sign-in pages have their own tests)."""
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    page.context.add_cookies([{"name": name, "value": client.cookies[name].value, "url": base}])
+
+
+def running_charged_job(user: Any, **fields: Any) -> EditJob:
+    job = make_job(user, state=EditJob.State.SUBMITTED, with_result=False)
+    with transaction.atomic():
+        credits_charge_for_job(job=job)
+    EditJob.objects.filter(pk=job.pk).update(provider_status="PROCESSING", **fields)
+    return job
+
+
+def test_header_balance_follows_the_refund_without_a_reload(page: Any, live_server: Any, make_user: Any) -> None:
+    """Issue 14 item 1: the panel said "1 credit went back" while the header still showed the charged balance."""
+    base = live_server.url
+    user = make_user()
+    job = running_charged_job(user)
+    user.credit_account.refresh_from_db()
+    charged_balance = user.credit_account.balance
+    log_in(page, base, user)
+    page.goto(f"{base}/edits/{job.pk}/")
+    page.evaluate("window.__noReload = true")
+    assert page.get_by_test_id("balance").inner_text().endswith(f"{charged_balance} credits")
+    edit_job_mark_failed(job_id=job.pk, error_code="provider_failed", error_detail="No person found in the photo.")
+    page.locator("[data-testid=job-panel][data-phase=failed]").wait_for(timeout=10_000)
+    assert "1 credit went back" in page.get_by_test_id("not-charged").inner_text()
+    assert page.get_by_test_id("balance").inner_text().endswith(f"{charged_balance + 1} credits")
+    assert page.evaluate("window.__noReload") is True
