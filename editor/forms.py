@@ -27,6 +27,8 @@ class EditForm(forms.Form):
 
     image = forms.FileField(
         required=False,
+        # An empty file goes on to the upload checks, which say so in their own words (editor/images.py).
+        allow_empty_file=True,
         label="Photo",
         help_text=f"{ACCEPTED_LABEL}, up to {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB. "
         "A photo of one person works best.",

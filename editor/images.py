@@ -179,7 +179,7 @@ def check_upload_size(size: int | None) -> None:
             f"This file is too big ({_mb(size)}). The limit is {_mb(settings.UPLOAD_MAX_BYTES)}."
         )
     if size == 0:
-        raise PhotoRejected("This file is empty. Please choose a photo.")
+        raise PhotoRejected("This file is empty. Please choose another photo.")
 
 
 

@@ -46,7 +46,7 @@
 
   function check(file) {
     if (file.size > maxBytes) return "This file is too big (" + mb(file.size) + "). The limit is " + mb(maxBytes) + ".";
-    if (file.size === 0) return "This file is empty. Please choose a photo.";
+    if (file.size === 0) return "This file is empty. Please choose another photo.";
     if (file.type && accepted.indexOf(file.type) < 0 && !isHeic(file))
       return "This file is not a picture we can read. Please upload a JPEG, PNG, WebP or HEIC photo.";
     return "";
@@ -172,7 +172,9 @@
     showError("");
     if (fields.photo) fields.photo.value = "";
     var problem = check(file);
-    if (problem) { showError(problem); input.value = ""; crop.hidden = true; return; }
+    // The refused file stays chosen: pressing Start anyway repeats this reason (the submit handler checks it
+    // again) instead of sending nothing and being told to choose a photo.
+    if (problem) { showError(problem); crop.hidden = true; return; }
     if (objectUrl) URL.revokeObjectURL(objectUrl);
     objectUrl = URL.createObjectURL(file);
     sel = { left: 0, top: 0, side: 1 };
@@ -181,7 +183,8 @@
     img.onload = function () {
       crop.hidden = false; centre(); draw();
       if (Math.min(img.naturalWidth, img.naturalHeight) < parseInt(form.dataset.minSide, 10))
-        showError("This picture is too small (" + img.naturalWidth + "x" + img.naturalHeight + " pixels).");
+        showError("This picture is too small (" + img.naturalWidth + "x" + img.naturalHeight + " pixels). " +
+                  "Please upload one at least " + form.dataset.minSide + " pixels on each side.");
     };
     img.onerror = function () {
       // Most browsers cannot show HEIC: the server converts it and uses the centre square.

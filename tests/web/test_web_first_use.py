@@ -113,3 +113,27 @@ def test_verify_email_command_lets_an_existing_account_sign_in(make_user: Any) -
     assert EmailAddress.objects.get(user=user, email="old@studio.test").verified
     response = client.post(reverse("account_login"), {"login": "old@studio.test", "password": "Old-admin-pass-77"})
     assert response.status_code == 302 and "confirm-email" not in response["Location"]
+
+
+@pytest.mark.smoke
+def test_server_states_the_real_refusal_reason(make_user: Any, settings: Any) -> None:
+    """Issue 14 item 6: an empty file, a GIF and an over-limit file, submitted anyway, each get their own reason
+    (beside the photo field), never "Please choose a photo."."""
+    from tests.web.helpers import image_bytes, upload
+
+    user = make_user()
+    client = client_for(user)
+    settings.UPLOAD_MAX_BYTES = 50_000
+    cases = [
+        (upload(b"", "empty.jpg"), "This file is empty"),
+        (upload(image_bytes("GIF", (300, 300), "P", 1), "moving.gif", "image/gif"), "not a picture we can read"),
+        (upload(b"\xff" * 60_000, "huge.jpg"), "This file is too big"),
+    ]
+    for file, reason in cases:
+        response = client.post(reverse("editor:edit_new"), {"image": file, "prompt": "a red top",
+                                                            "clothing": "topwear"})
+        html = response.content.decode()
+        assert response.status_code == 400
+        errors = re.search(r'id="image-errors"[^>]*>(.*?)</div>', html, re.S)
+        assert errors and reason in errors.group(1), (reason, errors and errors.group(1))
+        assert "Please choose a photo" not in html, reason

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import pytest
 from django.conf import settings
 from django.db import transaction
@@ -50,3 +52,42 @@ def test_header_balance_follows_the_refund_without_a_reload(page: Any, live_serv
     assert "1 credit went back" in page.get_by_test_id("not-charged").inner_text()
     assert page.get_by_test_id("balance").inner_text().endswith(f"{charged_balance + 1} credits")
     assert page.evaluate("window.__noReload") is True
+
+
+def _file(name: str, mime: str, data: bytes) -> dict[str, Any]:
+    return {"name": name, "mimeType": mime, "buffer": data}
+
+
+def test_browser_refusals_stay_the_real_reason_when_submitted_anyway(
+    page: Any, live_server: Any, make_user: Any, settings: Any
+) -> None:
+    """Issue 14 item 6: the browser's refusal (empty, GIF, too big) must not turn into "Please choose a photo."
+    when Start is pressed anyway, and the tiny-image message states the minimum size."""
+    from tests.web.helpers import image_bytes
+
+    base = live_server.url
+    settings.UPLOAD_MAX_BYTES = 200_000  # the live server shares these settings; a small file is quick to hand over
+    user = make_user()
+    log_in(page, base, user)
+    page.goto(f"{base}/edit/new/")
+    page.get_by_label("What should the clothing become?").fill("a person wearing a red hoodie")
+    errors = page.get_by_test_id("image-error")
+    too_big = b"\xff\xd8" + b"\0" * (settings.UPLOAD_MAX_BYTES + 10)
+    for file, reason in (
+        (_file("empty.jpg", "image/jpeg", b""), "This file is empty"),
+        (_file("moving.gif", "image/gif", image_bytes("GIF", (300, 300), "P", 1)), "not a picture we can read"),
+        (_file("huge.jpg", "image/jpeg", too_big), "This file is too big"),
+    ):
+        page.locator("input[type=file]").set_input_files(files=[file])
+        assert reason in errors.inner_text()
+        page.get_by_role("button", name="Start the edit").click()
+        page.wait_for_timeout(300)
+        assert "/edit/new/" in page.url
+        assert reason in page.get_by_test_id("image-error").inner_text(), file["name"]
+        assert "Please choose a photo" not in page.content()
+    assert EditJob.objects.count() == 0
+
+    page.locator("input[type=file]").set_input_files(
+        files=[_file("tiny.png", "image/png", image_bytes("PNG", (100, 90)))])
+    page.get_by_text(re.compile("too small")).wait_for()
+    assert f"at least {settings.UPLOAD_MIN_SIDE} pixels" in errors.inner_text()
