@@ -9,7 +9,13 @@ from django.conf import settings
 from editor.images import ACCEPTED_LABEL, CropSquare
 from editor.models import Clothing, EditJob, Photo
 from editor.selectors.gallery import edit_job_for_owner, photo_for_owner
-from editor.services.edit_commands import PROMPT_MAX, PROMPT_MIN
+from editor.services.edit_commands import (
+    CLOTHING_MISSING,
+    PROMPT_MAX,
+    PROMPT_MISSING,
+    PROMPT_TOO_LONG,
+    prompt_problem,
+)
 
 # (chip label, prompt): short labels keep the chips on a line or two, even on a phone.
 PROMPT_EXAMPLES = (
@@ -44,15 +50,16 @@ class EditForm(forms.Form):
     crop_top = forms.FloatField(required=False, min_value=0, max_value=1, widget=forms.HiddenInput)
     crop_side = forms.FloatField(required=False, min_value=0.05, max_value=1, widget=forms.HiddenInput)
     prompt = forms.CharField(
-        # Shape only; the command normalises the prompt (once) and checks it again.
-        max_length=PROMPT_MAX,
-        min_length=PROMPT_MIN,
+        # Checked with the command's own rule and words (clean_prompt); the command normalises it once.
+        max_length=PROMPT_MAX * 2,
+        error_messages={"required": PROMPT_MISSING, "max_length": PROMPT_TOO_LONG},
         label="What should the clothing become?",
         help_text="Describe the new garment, e.g. “a person wearing a red hoodie”.",
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "a person wearing a red hoodie"}),
     )
     clothing = forms.ChoiceField(
-        choices=Clothing.choices, initial=Clothing.TOPWEAR, widget=forms.RadioSelect, label="Which part?"
+        choices=Clothing.choices, initial=Clothing.TOPWEAR, widget=forms.RadioSelect, label="Which part?",
+        error_messages={"required": CLOTHING_MISSING, "invalid_choice": CLOTHING_MISSING},
     )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
@@ -60,6 +67,18 @@ class EditForm(forms.Form):
         self.user = user
         self.photo_obj: Photo | None = None
         self.source_job_obj: EditJob | None = None
+
+    def clean_prompt(self) -> str:
+        prompt = str(self.cleaned_data.get("prompt") or "")
+        problem = prompt_problem(prompt)
+        if problem:
+            raise forms.ValidationError(problem)
+        return prompt
+
+    def keep_photo(self, photo: Photo) -> None:
+        """Hand a photo stored for this form back to it: the page shows it and the hidden field carries its id."""
+        self.photo_obj = photo
+        self.data = {**dict(self.data.items()), "photo": str(photo.pk)}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -20,6 +20,7 @@ urlpatterns = [
     path("edit/upload/finish/", edits.upload_finish, name="upload_finish"),
     path("edits/<uuid:pk>/", jobs.job_detail, name="job_detail"),
     path("edits/<uuid:pk>/status/", jobs.job_status, name="job_status"),
+    path("edits/<uuid:pk>/retry/", jobs.job_retry, name="job_retry"),
     path("edits/<uuid:pk>/delete/", jobs.job_delete, name="job_delete"),
     path("edits/<uuid:pk>/share/panel/", sharing.share_panel, name="share_panel"),
     path("edits/<uuid:pk>/share/", sharing.share_create, name="share_create"),

@@ -70,6 +70,11 @@ def edit_job_for_owner(*, user: AbstractBaseUser, job_id: Any) -> EditJob | None
     return EditJob.objects.select_related("photo").filter(owner_id=user.pk, pk=parsed).first()
 
 
+def edit_job_retried_as(*, job: EditJob) -> EditJob | None:
+    """The edit that tried this failed one again (by its owner or staff), if any."""
+    return EditJob.objects.filter(retry_of_id=job.pk, owner_id=job.owner_id).only("pk", "owner_id").first()
+
+
 def photo_for_owner(*, user: AbstractBaseUser, photo_id: Any) -> Photo | None:
     parsed = parse_uuid(photo_id)
     if parsed is None:

@@ -1,4 +1,4 @@
-"""Commands on edits, called by views and the admin: start (and submit), retry, delete.
+"""Commands on edits, called by views and the admin: start (and submit), retry (staff) or try again (owner), delete.
 
 The flow runs one way: view -> command -> (on commit) task -> step -> state writer. A command checks who may do
 what (ownership is checked here and nowhere else), validates, writes through the state writer
@@ -41,6 +41,11 @@ State = EditJob.State
 PROMPT_MIN, PROMPT_MAX = 3, 500
 # Someone else's photo or edit looks exactly like a missing one.
 NOT_FOUND = "That photo or edit was not found."
+# What a person is told about the prompt and the part, here and by the form (the same words either way).
+PROMPT_MISSING = "Describe the new clothing, e.g. “a person wearing a red hoodie”."
+PROMPT_TOO_SHORT = f"Describe the clothing in at least {PROMPT_MIN} characters."
+PROMPT_TOO_LONG = f"Keep the description under {PROMPT_MAX} characters."
+CLOTHING_MISSING = "Choose the top or the bottom."
 
 
 class EditJobRefused(Refused):
@@ -50,6 +55,31 @@ class EditJobRefused(Refused):
 def normalise_prompt(prompt: str | None) -> str:
     """The one normalisation of a prompt: whitespace runs collapse to one space."""
     return " ".join((prompt or "").split())
+
+
+def prompt_problem(prompt: str | None) -> str:
+    """What is wrong with a prompt, in words for the person ("" when nothing is)."""
+    normalised = normalise_prompt(prompt)
+    if not normalised:
+        return PROMPT_MISSING
+    if len(normalised) < PROMPT_MIN:
+        return PROMPT_TOO_SHORT
+    if len(normalised) > PROMPT_MAX:
+        return PROMPT_TOO_LONG
+    return ""
+
+
+def edit_photo_keep_for_form(
+    *, user: AbstractBaseUser, uploaded_file: Any, crop: CropSquare | None = None
+) -> Photo | None:
+    """A form came back with errors about the prompt or the part, but with a good photo: store the photo now, so the
+    corrected form sends its id instead of the file again. None (nothing stored) when the person could not start an
+    edit anyway (short of credits), so bad forms are no way to fill the storage. An unused photo is deleted by the
+    unused-photo sweep. Raises PhotoRejected for a photo we refuse."""
+    balance = CreditAccount.objects.filter(user_id=user.pk).values_list("balance", flat=True).first() or 0
+    if balance < settings.EDIT_COST_CREDITS:
+        return None
+    return photo_create_from_upload(user=user, uploaded_file=uploaded_file, crop=crop)
 
 
 def _require_owner(user: AbstractBaseUser, *objects: Photo | EditJob | None) -> None:
@@ -114,13 +144,12 @@ def _submit(
     Raises EditJobRefused (with a message for the person) for bad input, short credits or too many edits running.
     The caller has checked ownership.
     """
+    problem = prompt_problem(prompt)
+    if problem:
+        raise EditJobRefused(problem, field="prompt")
     prompt = normalise_prompt(prompt)
-    if len(prompt) < PROMPT_MIN:
-        raise EditJobRefused(f"Describe the clothing in at least {PROMPT_MIN} characters.", field="prompt")
-    if len(prompt) > PROMPT_MAX:
-        raise EditJobRefused(f"Keep the description under {PROMPT_MAX} characters.", field="prompt")
     if clothing not in Clothing.values:
-        raise EditJobRefused("Choose topwear or bottomwear.", field="clothing")
+        raise EditJobRefused(CLOTHING_MISSING, field="clothing")
     cost = settings.EDIT_COST_CREDITS
     limit = settings.MAX_JOBS_IN_FLIGHT_PER_USER
     with transaction.atomic():
@@ -164,34 +193,60 @@ def edit_job_retry(*, job: EditJob, staff_user: AbstractBaseUser) -> EditJob:
     if not getattr(staff_user, "is_staff", False):
         raise EditJobRefused("Only staff can retry edits.")
     with transaction.atomic():
-        # Lock the failed job's row: concurrent retries of it queue here, and each after the first sees the retry.
-        source = (
-            EditJob.objects.select_for_update(of=("self",))
-            .select_related("owner", "photo")
-            .filter(pk=job.pk)
-            .first()
-        )
-        if source is None:
-            raise EditJobRefused(NOT_FOUND)
-        if source.state not in (State.FAILED, State.EXPIRED):
-            raise EditJobRefused("Only failed or expired edits can be retried.")
-        if source.error_code == ERROR_CONTENT_BLOCKED:
-            raise EditJobRefused("The content filter refused this photo; it would refuse it again.")
+        source = _lock_retryable(job)
         if EditJob.objects.filter(retry_of=source).exists():
             raise EditJobRefused("This edit was already retried.")
         log.info("staff user %s retries job %s", staff_user.pk, source.id)
-        try:
-            with transaction.atomic():
-                return _submit(
-                    user=source.owner,
-                    photo=source.photo,
-                    prompt=source.prompt,
-                    clothing=source.clothing,
-                    source_job=source,
-                    retry_of=source,
-                )
-        except IntegrityError as exc:  # the one-to-one link: where row locks are not enforced (SQLite)
-            raise EditJobRefused("This edit was already retried.") from exc
+        return _submit_retry(source, prompt=source.prompt, clothing=source.clothing, source_job=source)
+
+
+def edit_job_try_again(*, user: AbstractBaseUser, job: EditJob, prompt: str, clothing: str) -> EditJob:
+    """The owner tries a FAILED or EXPIRED edit again in one step: the same photo, a prompt and part they may have
+    changed, charged normally (the failed edit was refunded). Once per failed edit: posting the form again (a
+    double click, a reload) returns the new edit made the first time and charges nothing more."""
+    _require_owner(user, job)
+    problem = prompt_problem(prompt)
+    if problem:
+        raise EditJobRefused(problem, field="prompt")
+    with transaction.atomic():
+        source = _lock_retryable(job)
+        _require_owner(user, source)
+        earlier = EditJob.objects.filter(retry_of=source).first()
+        if earlier is not None:
+            return earlier
+        return _submit_retry(source, prompt=prompt, clothing=clothing, source_job=None)
+
+
+def _lock_retryable(job: EditJob) -> EditJob:
+    """Lock the failed job's row: concurrent retries of it queue here, and each after the first sees the retry."""
+    source = (
+        EditJob.objects.select_for_update(of=("self",))
+        .select_related("owner", "photo")
+        .filter(pk=job.pk)
+        .first()
+    )
+    if source is None:
+        raise EditJobRefused(NOT_FOUND)
+    if source.state not in (State.FAILED, State.EXPIRED):
+        raise EditJobRefused("Only failed or expired edits can be tried again.")
+    if source.error_code == ERROR_CONTENT_BLOCKED:
+        raise EditJobRefused("The content filter refused this photo; it would refuse it again.")
+    return source
+
+
+def _submit_retry(source: EditJob, *, prompt: str, clothing: str, source_job: EditJob | None) -> EditJob:
+    try:
+        with transaction.atomic():
+            return _submit(
+                user=source.owner,
+                photo=source.photo,
+                prompt=prompt,
+                clothing=clothing,
+                source_job=source_job,
+                retry_of=source,
+            )
+    except IntegrityError as exc:  # the one-to-one link: where row locks are not enforced (SQLite)
+        raise EditJobRefused("This edit was already retried.") from exc
 
 
 def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:

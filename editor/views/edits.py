@@ -11,10 +11,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from editor.errors import Refused
 from editor.forms import PROMPT_EXAMPLES, EditForm, crop_from
-from editor.models import Clothing
+from editor.models import Clothing, Photo
 from editor.selectors.credits import credits_balance
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
-from editor.services.edit_commands import edit_start
+from editor.services.edit_commands import edit_photo_keep_for_form, edit_start
 from editor.services.payments import buying_enabled
 from editor.services.photos import (
     UploadRateLimited,
@@ -30,6 +30,7 @@ from editor.types import AuthedRequest
 @require_http_methods(["GET", "POST"])
 def edit_new(request: AuthedRequest) -> HttpResponse:
     user = request.user
+    kept_photo: Photo | None = None
     if request.method == "POST":
         form = EditForm(request.POST, request.FILES, user=user)
         if form.is_valid():
@@ -47,9 +48,25 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
                 form.add_error(exc.field, exc.message)
             else:
                 return redirect("editor:job_detail", pk=job.pk)
+        elif form.cleaned_data.get("image") and "image" not in form.errors:
+            # Only the prompt or the part needs fixing: keep the photo, so the person does not choose it again.
+            try:
+                kept = edit_photo_keep_for_form(
+                    user=user, uploaded_file=form.cleaned_data["image"], crop=form.crop
+                )
+            except Refused as exc:
+                form.add_error(exc.field, exc.message)
+            else:
+                if kept is not None:
+                    form.keep_photo(kept)
         status = 400
     else:
         initial: dict[str, Any] = {}
+        # "Try another edit" after a failure: the same photo (already stored) and prompt, ready to change.
+        failed = edit_job_for_owner(user=user, job_id=request.GET.get("photo_of"))
+        if failed is not None:
+            kept_photo = failed.photo
+            initial.update(photo=failed.photo_id, prompt=failed.prompt, clothing=failed.clothing)
         source = edit_job_for_owner(user=user, job_id=request.GET.get("from"))
         if source is not None and source.result_image:
             initial["source_job"] = source.pk
@@ -65,7 +82,7 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
     source_job = form.source_job_obj or edit_job_for_owner(
         user=user, job_id=form["source_job"].value() or ""
     )
-    existing_photo = form.photo_obj
+    existing_photo = form.photo_obj or kept_photo
     context = {
         "form": form,
         "examples": PROMPT_EXAMPLES,

@@ -12,10 +12,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from editor.errors import Refused
 from editor.models import Clothing, EditJob
-from editor.progress import FAILED_PHASES, PHASE_LABELS, RUNNING_PHASES, bar_constants
-from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
+from editor.progress import ERROR_CONTENT_BLOCKED, FAILED_PHASES, PHASE_LABELS, RUNNING_PHASES, bar_constants
+from editor.selectors.gallery import (
+    edit_job_for_owner,
+    edit_job_retried_as,
+    job_result_url,
+    photo_image_url,
+)
 from editor.selectors.jobs import edit_job_phase_for_owner, edit_job_progress
-from editor.services.edit_commands import edit_job_delete
+from editor.services.edit_commands import edit_job_delete, edit_job_try_again
 from editor.status_tokens import status_token_check, status_token_issue
 from editor.types import AuthedRequest
 
@@ -59,6 +64,12 @@ def _panel_context(job: EditJob, request: AuthedRequest) -> dict[str, Any]:
         "refunded": refunded,
         "other_clothing": Clothing.BOTTOMWEAR if job.clothing == Clothing.TOPWEAR else Clothing.TOPWEAR,
         "poll_token": _poll_token(request, job) if phase in RUNNING_PHASES else "",
+        # A failed edit offers "try again with a changed prompt" once; after that it points at the new try.
+        "retried_as": edit_job_retried_as(job=job) if phase in FAILED_PHASES else None,
+        # The content filter would refuse the same photo again: no "try again" for it.
+        "retryable": phase in FAILED_PHASES and job.error_code != ERROR_CONTENT_BLOCKED,
+        "cost": settings.EDIT_COST_CREDITS,
+        "clothing_choices": Clothing.choices,
     }
 
 
@@ -106,6 +117,21 @@ def _job_status_panel(request: AuthedRequest, pk: Any, shown: str | None) -> Htt
     response = render(request, "editor/_job_panel.html", context)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_POST
+def job_retry(request: AuthedRequest, pk: Any) -> HttpResponse:
+    """Try a failed edit again, with the prompt and part from the form on its page."""
+    job = owned_job_or_404(request, pk)
+    prompt, clothing = request.POST.get("prompt", ""), request.POST.get("clothing", "")
+    try:
+        new_job = edit_job_try_again(user=request.user, job=job, prompt=prompt, clothing=clothing)
+    except Refused as exc:
+        context = {**_panel_context(job, request), "bar": bar_constants(), "retry_error": exc.message,
+                   "retry_prompt": prompt}
+        return render(request, "editor/job_detail.html", context, status=400)
+    return redirect("editor:job_detail", pk=new_job.pk)
 
 
 @login_required

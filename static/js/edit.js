@@ -170,7 +170,10 @@
 
   function useFile(file) {
     showError("");
+    // A new file replaces the photo kept from an earlier try (the server stored it; its id is no longer sent).
     if (fields.photo) fields.photo.value = "";
+    var kept = document.getElementById("kept-photo");
+    if (kept) kept.hidden = true;
     var problem = check(file);
     // The refused file stays chosen: pressing Start anyway repeats this reason (the submit handler checks it
     // again) instead of sending nothing and being told to choose a photo.
@@ -245,7 +248,6 @@
       sel.left = (cx - s / 2) / w; sel.top = (cy - s / 2) / h;
       draw();
     });
-    if (img.getAttribute("src")) img.addEventListener("load", function () { centre(); draw(); });
   }
 
   function post(url, data) {

@@ -72,6 +72,8 @@ rule("edit/upload/finish/", LOGIN, post=lambda v: {"key": str(v.photo.image.name
 rule("edits/<uuid:pk>/", OWNER, _job)
 rule("edits/<uuid:pk>/status/", OWNER, _job)
 rule("edits/<uuid:pk>/delete/", OWNER, _job)
+rule("edits/<uuid:pk>/retry/", OWNER, lambda v: {"pk": str(v.failed_job.pk)},
+     post=lambda v: {"prompt": "a red shirt", "clothing": "topwear"})
 rule("edits/<uuid:pk>/result/", OWNER, _job)
 rule("edits/<uuid:pk>/download/", OWNER, _job)
 rule("edits/<uuid:pk>/thumb/", OWNER, _job)

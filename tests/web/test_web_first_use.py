@@ -137,3 +137,130 @@ def test_server_states_the_real_refusal_reason(make_user: Any, settings: Any) ->
         errors = re.search(r'id="image-errors"[^>]*>(.*?)</div>', html, re.S)
         assert errors and reason in errors.group(1), (reason, errors and errors.group(1))
         assert "Please choose a photo" not in html, reason
+
+
+@pytest.mark.smoke
+def test_form_errors_keep_the_photo_and_say_what_to_fix(
+    make_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Issue 14 item 5: a prompt too short threw the chosen photo away and showed Django's generic message."""
+    from editor.models import Photo
+    from tests.web.helpers import image_bytes, upload
+
+    user = make_user()
+    client = client_for(user)
+    response = client.post(reverse("editor:edit_new"), {
+        "image": upload(image_bytes("PNG", (800, 600)), "me.png", "image/png"), "prompt": "ab",
+        "clothing": "topwear", "crop_left": "0.1", "crop_top": "0", "crop_side": "0.9",
+    })
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Ensure this value" not in html and "This field is required" not in html
+    prompt_error = re.search(r'id="prompt-errors"[^>]*>(.*?)</div>', html, re.S)
+    assert prompt_error and "at least 3 characters" in prompt_error.group(1)
+    photo = Photo.objects.get(owner=user)  # stored once, and handed back to the form
+    assert re.search(rf'name="photo" value="{photo.pk}"', html)
+    assert 'data-testid="kept-photo"' in html
+    # Fixing the prompt is all it takes: no second upload.
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("editor:edit_new"), {"photo": str(photo.pk), "prompt": "a red hoodie",
+                                                            "clothing": "topwear"})
+    assert response.status_code == 302
+    assert EditJob.objects.get(owner=user).photo_id == photo.pk and Photo.objects.count() == 1
+
+    # An empty prompt and no part chosen: words for each, beside each field.
+    response = client.post(reverse("editor:edit_new"), {"photo": str(photo.pk), "prompt": "   "})
+    html = response.content.decode()
+    assert "Describe the new clothing" in re.search(r'id="prompt-errors"[^>]*>(.*?)</div>', html, re.S).group(1)
+    assert "Choose the top or the bottom" in re.search(r'id="clothing-errors"[^>]*>(.*?)</div>', html,
+                                                       re.S).group(1)
+    assert re.search(rf'name="photo" value="{photo.pk}"', html)
+
+
+def test_a_user_without_credits_stores_nothing_on_a_form_error(make_user: Any) -> None:
+    """Keeping a photo for a corrected form is for people who can start an edit: an account without credits cannot
+    fill the storage with photos by posting bad forms."""
+    from editor.models import CreditAccount, Photo
+    from tests.web.helpers import image_bytes, upload
+
+    user = make_user()
+    CreditEntry.objects.filter(user=user).delete()
+    CreditAccount.objects.filter(user=user).update(balance=0)
+    response = client_for(user).post(reverse("editor:edit_new"), {
+        "image": upload(image_bytes()), "prompt": "ab", "clothing": "topwear"})
+    assert response.status_code == 400 and "at least 3 characters" in response.content.decode()
+    assert Photo.objects.count() == 0
+
+
+@pytest.mark.smoke
+def test_try_another_edit_keeps_the_failed_edits_photo(make_user: Any) -> None:
+    """Issue 14 item 7: "Try another edit" after a failure opened an empty form; the photo must come along."""
+    user = make_user()
+    failed = make_job(user, state=EditJob.State.FAILED, refunded=True, error="No person found in the photo.")
+    client = client_for(user)
+    panel = client.get(reverse("editor:job_detail", kwargs={"pk": failed.pk})).content.decode()
+    link = re.search(r'href="([^"]+)"[^>]*data-testid="try-another"', panel)
+    assert link, panel
+    page = client.get(link.group(1).replace("&amp;", "&")).content.decode()
+    assert re.search(rf'name="photo" value="{failed.photo_id}"', page)
+    assert 'data-testid="kept-photo"' in page and failed.prompt in page
+    # Someone else's failed edit gives nothing away.
+    stranger_page = client_for(make_user()).get(link.group(1).replace("&amp;", "&")).content.decode()
+    assert str(failed.photo_id) not in stranger_page and 'data-testid="kept-photo"' not in stranger_page
+
+
+@pytest.mark.smoke
+def test_a_failed_edit_is_tried_again_with_a_changed_prompt_in_one_step(
+    make_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Issue 14 item 7: one form on the failed edit's page: same photo, new prompt, charged once however often the
+    form is posted; the failed edit stays refunded."""
+    from editor.models import CreditAccount
+
+    user = make_user()
+    failed = _charged_job(user, failed=True)
+    start = CreditAccount.objects.get(user=user).balance
+    client = client_for(user)
+    panel = client.get(reverse("editor:job_detail", kwargs={"pk": failed.pk})).content.decode()
+    assert 'data-testid="retry-form"' in panel and reverse("editor:job_retry", kwargs={"pk": failed.pk}) in panel
+    url = reverse("editor:job_retry", kwargs={"pk": failed.pk})
+    with django_capture_on_commit_callbacks(execute=False):
+        first = client.post(url, {"prompt": "  a person wearing a   blue shirt ", "clothing": "topwear"})
+        again = client.post(url, {"prompt": "a person wearing a green shirt", "clothing": "topwear"})  # double click
+    retry = EditJob.objects.get(retry_of=failed)
+    assert first.status_code == 302 and first["Location"] == reverse("editor:job_detail", kwargs={"pk": retry.pk})
+    assert again.status_code == 302 and again["Location"] == first["Location"]
+    assert (retry.prompt, retry.photo_id, retry.owner_id) == ("a person wearing a blue shirt", failed.photo_id, user.pk)
+    assert CreditEntry.objects.filter(job=retry, kind="charge").count() == 1
+    assert CreditAccount.objects.get(user=user).balance == start - 1
+    assert EditJob.objects.filter(owner=user).count() == 2
+    # The failed page now points at the new try instead of offering the form again.
+    panel = client.get(reverse("editor:job_detail", kwargs={"pk": failed.pk})).content.decode()
+    assert 'data-testid="retry-form"' not in panel
+    assert reverse("editor:job_detail", kwargs={"pk": retry.pk}) in panel
+
+
+def test_try_again_refusals(make_user: Any, django_capture_on_commit_callbacks: Any) -> None:
+    user = make_user()
+    failed = _charged_job(user, failed=True)
+    done = make_job(user)
+    client = client_for(user)
+    url = reverse("editor:job_retry", kwargs={"pk": failed.pk})
+    response = client.post(url, {"prompt": "ab", "clothing": "topwear"})
+    assert response.status_code == 400 and "at least 3 characters" in response.content.decode()
+    assert client.post(reverse("editor:job_retry", kwargs={"pk": done.pk}),
+                       {"prompt": "a red top", "clothing": "topwear"}).status_code == 400
+    # Another user's failed edit: 404, nothing charged.
+    assert client_for(make_user()).post(url, {"prompt": "a red top", "clothing": "topwear"}).status_code == 404
+    assert not EditJob.objects.filter(retry_of__isnull=False).exists()
+
+
+def test_edit_again_keeps_the_result_through_a_form_error(make_user: Any) -> None:
+    """Issue 14 item 7: "Edit again" keeps its photo (the earlier result), also when the form comes back."""
+    user = make_user()
+    done = make_job(user)
+    client = client_for(user)
+    response = client.post(reverse("editor:edit_new"), {"source_job": str(done.pk), "prompt": "ab",
+                                                        "clothing": "bottomwear"})
+    html = response.content.decode()
+    assert response.status_code == 400 and f'value="{done.pk}"' in html and "your earlier edit" in html

@@ -3,9 +3,8 @@ after a refund, the progress estimate, refusals the browser shows, form errors t
 failed edit. The job is moved by the state writer, as a worker would, so no worker is needed here."""
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -91,3 +90,33 @@ def test_browser_refusals_stay_the_real_reason_when_submitted_anyway(
         files=[_file("tiny.png", "image/png", image_bytes("PNG", (100, 90)))])
     page.get_by_text(re.compile("too small")).wait_for()
     assert f"at least {settings.UPLOAD_MIN_SIDE} pixels" in errors.inner_text()
+
+
+def test_a_form_error_keeps_the_photo_and_says_what_to_fix(
+    page: Any, live_server: Any, make_user: Any
+) -> None:
+    """Issue 14 item 5: after "prompt too short" the photo is still there; fixing the prompt is all it takes."""
+    from editor.models import Photo
+    from tests.web.helpers import image_bytes
+
+    base = live_server.url
+    user = make_user()
+    log_in(page, base, user)
+    page.goto(f"{base}/edit/new/")
+    page.locator("input[type=file]").set_input_files(
+        files=[_file("me.png", "image/png", image_bytes("PNG", (800, 600)))])
+    page.locator("#crop:not([hidden])").wait_for()
+    prompt = page.get_by_label("What should the clothing become?")
+    prompt.fill("ab")
+    page.get_by_role("button", name="Start the edit").click()
+    page.wait_for_load_state()
+    assert "at least 3 characters" in page.get_by_test_id("prompt-error").inner_text()
+    kept = page.get_by_test_id("kept-photo")
+    assert kept.is_visible()
+    kept.locator("img").evaluate("img => img.decode()")  # the stored photo really loads
+    assert prompt.input_value() == "ab"
+    prompt.fill("a person wearing a red hoodie")
+    page.get_by_role("button", name="Start the edit").click()
+    page.wait_for_url(re.compile(r"/edits/[0-9a-f-]{36}/$"))
+    photo = Photo.objects.get(owner=user)
+    assert EditJob.objects.get(owner=user).photo_id == photo.pk
