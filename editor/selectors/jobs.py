@@ -42,8 +42,11 @@ def edit_job_phase_for_owner(*, owner_id: int, job_id: Any) -> Phase | None:
     parsed = parse_uuid(job_id)
     if parsed is None:
         return None
-    with connections[EditJob.objects.db].cursor() as cursor:
-        cursor.execute(_PHASE_SQL, [parsed, owner_id])
+    connection = connections[EditJob.objects.db]
+    # The key as the backend stores it (SQLite keeps a UUID as 32 hex characters, PostgreSQL as uuid).
+    key = cast("Field[Any, Any]", EditJob._meta.pk).get_db_prep_value(parsed, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_PHASE_SQL, [key, owner_id])
         row = cursor.fetchone()
     return phase_of(state=row[0], provider_status=row[1]) if row else None
 
