@@ -67,6 +67,7 @@ rule(
     post=lambda v: {"prompt": "a red shirt", "clothing": "topwear", "photo": str(v.photo.pk)},
 )
 rule("edit/upload/start/", LOGIN)
+rule("edit/preview/", LOGIN)  # the free region preview: the caller's own square, nothing stored
 # A stranger naming the victim's stored file as "their" direct upload: must not adopt or delete it.
 rule("edit/upload/finish/", LOGIN, post=lambda v: {"key": str(v.photo.image.name), "name": "x.jpg"})
 rule("edits/<uuid:pk>/", OWNER, _job)
