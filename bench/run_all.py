@@ -23,6 +23,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("Fashion AI service", [PY, "-m", "bench.bench_fashionai"], ["--runs", "10"]),
     ("engine quality scorecard", [PY, "-m", "bench.bench_engine_quality"], ["--variants", "1"]),
     ("content screening", [PY, "-m", "bench.bench_content_safety"], ["--runs", "5"]),
+    ("provenance", [PY, "-m", "bench.bench_provenance"], ["--runs", "3"]),
     ("edit jobs", [PY, "bench/bench_jobs.py"], ["--quick"]),
     ("dashboard", [PY, "bench/bench_dashboard.py"], ["--jobs", "10000", "--users", "100", "--runs", "3"]),
     ("site load", [PY, "bench/bench_load.py"], ["--quick"]),
