@@ -23,6 +23,14 @@ def jpeg_with_exif() -> bytes:
     return out.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def _private_media_root(settings: Any, tmp_path: Any) -> None:
+    # Local files (the SQLite/local run): user ids restart with each test database, so each test gets its own
+    # media folder, or a previous test's user 1 would look like this one's.
+    if not settings.USE_S3:
+        settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
 @dataclass
 class UserData:
     user: Any
