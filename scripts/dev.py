@@ -78,6 +78,13 @@ def main() -> int:
     subprocess.run([PY, "manage.py", "create_demo_user"], check=True, env=env)
 
     processes = ["web", "worker", "beat", "fashionai"]
+    if env.get("STRIPE_STANDIN") == "1":
+        # Buying credits against the local Stripe stand-in (devservices/stripe_standin.py): its hosted page has
+        # a Pay button, and it posts signed events to this site's webhook.
+        env.update(STRIPE_SECRET_KEY="sk_test_local", STRIPE_WEBHOOK_SECRET="whsec_local",
+                   STRIPE_API_BASE="http://127.0.0.1:8766")
+        processes.append("stripe")
+        print("Buying credits goes to the local Stripe stand-in on http://127.0.0.1:8766 (add packs in the admin).")
     with ExitStack() as stack:
         if not redis_answers(redis_url):
             parsed = urlparse(redis_url)
