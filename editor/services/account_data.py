@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 ACCOUNTING_KINDS = (CreditEntry.Kind.PURCHASE, CreditEntry.Kind.CLAWBACK)
 
 
+EXPORT_MIN_INTERVAL_SECONDS = 15 * 60
+
+
 class AccountDataRefused(Refused):
     pass
 
@@ -75,6 +78,10 @@ def data_export_request(*, user: AbstractBaseUser, requested_by: AbstractBaseUse
     """Queue a ZIP of everything of the user's; the link is emailed when it is ready. One at a time."""
     if DataExport.objects.filter(user_id=user.pk, state=DataExport.State.PENDING).exists():
         raise AccountDataRefused("Your data is already being prepared: the link comes by email.")
+    recent = timezone.now() - timedelta(seconds=EXPORT_MIN_INTERVAL_SECONDS)
+    if requested_by is None and DataExport.objects.filter(user_id=user.pk, created_at__gte=recent).exists():
+        # Each export reads every file of the account: one every few minutes is plenty.
+        raise AccountDataRefused("You asked for a copy of your data a few minutes ago: use that one, or try later.")
     export = DataExport.objects.create(user_id=user.pk, requested_by_id=requested_by.pk if requested_by else None)
     return export
 

@@ -34,6 +34,8 @@ def test_the_export_holds_every_file_of_the_user_and_nothing_of_anyone_else(
     export = DataExport.objects.get(user=mine.user)
     assert data_export_build(export_id=export.pk) is True
     assert data_export_build(export_id=export.pk) is False  # done: a redelivered message does nothing
+    again = client.post("/profile/data/export/", follow=True).content.decode()
+    assert "a few minutes ago" in again and DataExport.objects.filter(user=mine.user).count() == 1
     export.refresh_from_db()
     assert export.state == "ready" and export.expires_at is not None
 
