@@ -61,6 +61,8 @@ class EditForm(forms.Form):
         choices=Clothing.choices, initial=Clothing.TOPWEAR, widget=forms.RadioSelect, label="Which part?",
         error_messages={"required": CLOTHING_MISSING, "invalid_choice": CLOTHING_MISSING},
     )
+    # Its initial value is the profile's default (the view sets it).
+    notify_by_email = forms.BooleanField(required=False, label="Email me when it is ready")
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -117,6 +117,8 @@ class EditJob(models.Model):
     retry_of = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_as"
     )
+    # "Email me when it is ready", chosen on the form (default: the owner's profile setting).
+    notify_by_email = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -479,3 +481,62 @@ class AccountDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"deletion of user {self.user_id} ({self.state})"
+
+
+class UserPreferences(models.Model):
+    """A person's settings that are not about their login (allauth keeps those)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
+    # The default of a new edit's "email me when it is ready".
+    email_when_ready = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"Preferences of user {self.user_id}"
+
+
+class EditJobEmail(models.Model):
+    """The one "your edit is ready / failed / timed out" email of an edit. The row is taken before sending (the
+    one-to-one makes a second impossible, however many tasks race), so an edit is never emailed about twice."""
+
+    class Kind(models.TextChoices):
+        SUCCEEDED = "succeeded", "Ready"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Timed out"
+
+    job = models.OneToOneField(EditJob, on_delete=models.CASCADE, related_name="finished_email")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    to = models.EmailField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} email for {self.job_id}"
+
+
+class WrongResultReport(models.Model):
+    """A person said a finished edit is wrong. Refunded once (a monthly allowance per user) and kept for staff:
+    wrong edits become a measured figure. The row outlives the edit (job set to NULL when it is deleted)."""
+
+    class Reason(models.TextChoices):
+        WRONG_GARMENT = "wrong_garment", "The clothing did not change as asked"
+        WRONG_PLACE = "wrong_place", "It changed the wrong part of the photo"
+        BROKEN = "broken", "The picture is damaged (blobs, smears, wrong colours)"
+        OTHER = "other", "Something else"
+
+    job = models.OneToOneField(
+        EditJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="wrong_report"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wrong_reports")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    prompt = models.CharField(max_length=500)  # the edit's, kept for staff after it is deleted
+    clothing = models.CharField(max_length=16, choices=Clothing.choices)
+    refunded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "created_at"], name="wrong_report_user_created")]
+
+    def __str__(self) -> str:
+        return f"Wrong result {self.job_id}: {self.reason}"

@@ -11,13 +11,16 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from editor.services import account_data, account_emails, files, job_steps, payments
+from editor.services import account_data, account_emails, files, job_steps, notifications, payments
 from editor.services.job_steps import NextStep
 from editor.services.photos import photos_delete_unused
 
 
 def dispatch_step(job_id: str, step: NextStep) -> None:
     if step.task is None:
+        # The job may have just ended: its owner may want an email (one narrow query; the sweep is the safety net).
+        if notifications.edit_job_email_wanted(job_id=str(job_id)):
+            email_edit_finished.delay(str(job_id))
         return
     task = {"submit": submit_edit_job, "poll": poll_edit_job, "finish": finish_edit_job}[step.task]
     task.apply_async(args=(str(job_id),), countdown=max(0.0, step.countdown))
@@ -43,7 +46,17 @@ def sweep_edit_jobs() -> int:
     steps = job_steps.edit_jobs_sweep()
     for job_id, step in steps:
         dispatch_step(job_id, step)
+    # Jobs that ended without their email being queued (expired here, a lost message): queue it now.
+    for job_id in notifications.edit_jobs_email_due():
+        email_edit_finished.delay(job_id)
     return len(steps)
+
+
+# A mail server that is down is retried with backoff; the EditJobEmail row keeps it to one email per edit.
+@shared_task(name="editor.tasks.email_edit_finished", ignore_result=True, autoretry_for=(Exception,),
+             retry_backoff=5, retry_backoff_max=300, max_retries=6)
+def email_edit_finished(job_id: str) -> None:
+    notifications.edit_job_email_send(job_id=job_id)
 
 
 @shared_task(name="editor.tasks.delete_unused_photos", ignore_result=True)

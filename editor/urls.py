@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from editor.views import account, edits, files, gallery, jobs, pages, payments, sharing
+from editor.views import account, edits, files, gallery, gallery_live, jobs, pages, payments, sharing
 
 app_name = "editor"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("profile/delete/", account.account_delete, name="account_delete"),
     path("account-deleted/", account.account_deleted, name="account_deleted"),
     path("profile/credit-email/", pages.profile_credit_email, name="profile_credit_email"),
+    path("profile/ready-email/", pages.profile_ready_email, name="profile_ready_email"),
     path("edit/new/", edits.edit_new, name="edit_new"),
     path("edit/preview/", edits.preview, name="edit_preview"),
     path("edit/upload/start/", edits.upload_start, name="upload_start"),
@@ -27,12 +28,14 @@ urlpatterns = [
     path("edits/<uuid:pk>/share/<int:link_id>/revoke/", sharing.share_revoke, name="share_revoke"),
     path("s/<str:token>/", sharing.shared_page, name="shared_page"),
     path("s/<str:token>/<str:which>.jpg", sharing.shared_image, name="shared_image"),
+    path("edits/<uuid:pk>/wrong/", jobs.job_report_wrong, name="job_report_wrong"),
     path("edits/<uuid:pk>/result/", files.job_result, name="job_result"),
     path("edits/<uuid:pk>/download/", files.job_download, name="job_download"),
     path("edits/<uuid:pk>/thumb/", files.job_thumb, name="job_thumb"),
     path("photos/<uuid:pk>/", files.photo_image, name="photo_image"),
     path("photos/<uuid:pk>/thumb/", files.photo_thumb, name="photo_thumb"),
     path("gallery/", gallery.gallery, name="gallery"),
+    path("gallery/states/", gallery_live.gallery_states, name="gallery_states"),
     path("credits/", gallery.credits, name="credits"),
     path("credits/buy/", payments.buy, name="buy_credits"),
     path("credits/buy/done/", payments.purchase_done, name="purchase_done"),

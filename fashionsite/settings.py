@@ -279,6 +279,9 @@ STRIPE_CHECKOUT_ORIGIN = env.str("STRIPE_CHECKOUT_ORIGIN", default="") or (
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, min=1, unit="seconds")
 require(not STRIPE_SECRET_KEY or bool(STRIPE_WEBHOOK_SECRET),
         "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: purchases could never be credited")
+# "This result is wrong" refunds a finished edit; a person gets this many such refunds per calendar month (UTC).
+# Reports past the allowance are still recorded for staff, without a refund. 0: reports only, never refunds.
+WRONG_RESULT_REFUNDS_PER_MONTH = env_int("WRONG_RESULT_REFUNDS_PER_MONTH", 3, min=0)
 
 # --- Operators' dashboard ----------------------------------------------------------------------------
 # Warn when the oldest job in flight has waited longer than this (workers down or overloaded).

@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/screenshots.py
 
-Runs the website's browser tests (real worker, Redis, S3, PostgreSQL, the local Fashion AI service) through
-scripts/testenv.py with FAI_SCREENSHOTS_DIR set, so the pictures show exactly what the tests check.
+Runs the website's browser tests (real worker, Redis, S3, PostgreSQL, the local Fashion AI service) and the first
+user's journey (home, sign-up, check your email, the gallery with a failed edit) through scripts/testenv.py with
+FAI_SCREENSHOTS_DIR set, so the pictures show exactly what the tests check.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def main() -> int:
     command = [
         sys.executable, str(REPO / "scripts" / "testenv.py"), "--",
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/web/test_web_browser.py",
+        "tests/servers/test_first_user_journey.py", "-k", "not sqlite",
     ]
     code = subprocess.call(command, cwd=REPO, env=env)
     for path in sorted((REPO / "docs" / "screenshots").glob("*.png")):

@@ -27,6 +27,7 @@ from editor.models import (
     OperatorAlert,
     ProviderError,
     Purchase,
+    WrongResultReport,
 )
 from fashionsite.heartbeat import HeartbeatsUnavailable, worker_heartbeats
 
@@ -553,4 +554,39 @@ def purchase_figures(*, period: Period) -> PurchaseFigures:
         waiting=Purchase.objects.filter(created_at__gte=start, created_at__lt=end,
                                         status=Purchase.Status.PENDING).count(),
         held_accounts=CreditAccount.objects.filter(owed__gt=0).count(),
+    )
+
+
+@dataclass(frozen=True)
+class WrongResults:
+    """"This result is wrong" reports in a period: how many, how many refunded, their share of finished edits,
+    and the latest ones with what people said."""
+
+    reported: int
+    refunded: int
+    succeeded: int
+    by_reason: dict[str, int]
+    latest: list[WrongResultReport]
+
+    @property
+    def percent_of_done(self) -> float | None:
+        return round(100 * self.reported / self.succeeded, 1) if self.succeeded else None
+
+
+def wrong_results(*, period: Period, latest: int = 20) -> WrongResults:
+    start, _ = day_bounds(period.start)
+    _, end = day_bounds(period.end)
+    reports = WrongResultReport.objects.filter(created_at__gte=start, created_at__lt=end)
+    counts = reports.aggregate(reported=Count("id"), refunded=Count("id", filter=Q(refunded=True)))
+    by_reason = dict(reports.values_list("reason").annotate(n=Count("id")).order_by())
+    labels = dict(WrongResultReport.Reason.choices)
+    succeeded = EditJob.objects.filter(
+        state=EditJob.State.SUCCEEDED, finished_at__gte=start, finished_at__lt=end
+    ).count()
+    return WrongResults(
+        reported=counts["reported"] or 0,
+        refunded=counts["refunded"] or 0,
+        succeeded=succeeded,
+        by_reason={str(labels.get(reason, reason)): n for reason, n in by_reason.items()},
+        latest=list(reports.select_related("user").order_by("-created_at")[:latest]),
     )

@@ -15,7 +15,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
 from editor.dashboard.forms import PeriodForm
-from editor.dashboard.selectors import dashboard_data, purchase_figures, usage_rows_for_export, user_usage
+from editor.dashboard.selectors import (
+    dashboard_data,
+    purchase_figures,
+    usage_rows_for_export,
+    user_usage,
+    wrong_results,
+)
 from editor.models import EditJob, Photo
 from editor.storage import serve
 
@@ -65,6 +71,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "periods": [("today", "Today"), ("7d", "7 days"), ("30d", "30 days")],
             "farming_threshold": settings.DASHBOARD_SIGNUP_FARMING_THRESHOLD,
             "purchases": purchase_figures(period=period),
+            "wrong": wrong_results(period=period),
         },
     )
 

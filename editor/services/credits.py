@@ -41,6 +41,14 @@ def _locked_account(*, user_id: int) -> CreditAccount:
     return CreditAccount.objects.select_for_update().get(user_id=user_id)
 
 
+def credits_lock_account(*, user_id: int) -> CreditAccount:
+    """Lock the user's balance row until the surrounding transaction ends: every ledger write of this user waits,
+    so a command that checks and then writes (a monthly allowance) cannot race itself."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("credits_lock_account must run inside a transaction")
+    return _locked_account(user_id=user_id)
+
+
 def _append(
     *,
     account: CreditAccount,

@@ -24,6 +24,7 @@ from editor.progress import ERROR_CONTENT_BLOCKED
 from editor.selectors.sharing import sharing_enabled
 from editor.services.credits import credits_charge_for_job
 from editor.services.job_state import edit_job_create, edit_job_remove_finished
+from editor.services.notifications import preferences_for
 from editor.services.photos import (
     CropSquare,
     PhotoRejected,
@@ -96,6 +97,7 @@ def edit_start(
     crop: CropSquare | None = None,
     photo: Photo | None = None,
     source_job: EditJob | None = None,
+    notify_by_email: bool | None = None,
 ) -> EditJob:
     """Make (or reuse) the input photo and submit the edit. Raises Refused; a photo made here is deleted again
     when the submit is refused, so a refusal stores nothing."""
@@ -110,7 +112,8 @@ def edit_start(
             raise PhotoRejected("Please choose a photo.")
         created = True
     try:
-        return _submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job)
+        return _submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job,
+                       notify_by_email=notify_by_email)
     except Exception:
         if created:
             photo_delete(photo=photo)
@@ -124,10 +127,12 @@ def edit_job_submit(
     prompt: str,
     clothing: str,
     source_job: EditJob | None = None,
+    notify_by_email: bool | None = None,
 ) -> EditJob:
     """Submit an edit of a stored photo (see `_submit`); refused when the photo or source edit is not the user's."""
     _require_owner(user, photo, source_job)
-    return _submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job)
+    return _submit(user=user, photo=photo, prompt=prompt, clothing=clothing, source_job=source_job,
+                   notify_by_email=notify_by_email)
 
 
 def _submit(
@@ -138,8 +143,10 @@ def _submit(
     clothing: str,
     source_job: EditJob | None,
     retry_of: EditJob | None = None,
+    notify_by_email: bool | None = None,
 ) -> EditJob:
     """Validate, reserve the credits and create the job in one transaction; the submit task is queued on commit.
+    `notify_by_email` None: the owner's profile default ("email me when it is ready").
 
     Raises EditJobRefused (with a message for the person) for bad input, short credits or too many edits running.
     The caller has checked ownership.
@@ -152,6 +159,8 @@ def _submit(
         raise EditJobRefused(CLOTHING_MISSING, field="clothing")
     cost = settings.EDIT_COST_CREDITS
     limit = settings.MAX_JOBS_IN_FLIGHT_PER_USER
+    if notify_by_email is None:
+        notify_by_email = preferences_for(user_id=user.pk).email_when_ready
     with transaction.atomic():
         # Lock the balance row first: it serialises this user's submits, so neither the in-flight count below nor
         # the balance can be read stale by a concurrent submit.
@@ -177,6 +186,7 @@ def _submit(
             cost=cost,
             source_job=source_job,
             retry_of=retry_of,
+            notify_by_email=notify_by_email,
         )
         # InsufficientCredits is a Refused too; the locked check above makes it unreachable here.
         charge = credits_charge_for_job(job=job)
@@ -244,6 +254,7 @@ def _submit_retry(source: EditJob, *, prompt: str, clothing: str, source_job: Ed
                 clothing=clothing,
                 source_job=source_job,
                 retry_of=source,
+                notify_by_email=source.notify_by_email,
             )
     except IntegrityError as exc:  # the one-to-one link: where row locks are not enforced (SQLite)
         raise EditJobRefused("This edit was already retried.") from exc

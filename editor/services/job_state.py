@@ -43,6 +43,7 @@ def edit_job_create(
     cost: int,
     source_job: EditJob | None,
     retry_of: EditJob | None = None,
+    notify_by_email: bool = False,
 ) -> EditJob:
     return EditJob.objects.create(
         owner_id=owner_id,
@@ -52,6 +53,7 @@ def edit_job_create(
         cost_credits=cost,
         source_job=source_job,
         retry_of=retry_of,
+        notify_by_email=notify_by_email,
         # Due now: if the queued message is lost, the sweeper submits it after the grace period.
         next_poll_at=timezone.now(),
     )

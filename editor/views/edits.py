@@ -15,6 +15,7 @@ from editor.models import Clothing, Photo
 from editor.selectors.credits import credits_balance
 from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
 from editor.services.edit_commands import edit_photo_keep_for_form, edit_start
+from editor.services.notifications import preferences_for
 from editor.services.payments import buying_enabled
 from editor.services.photos import (
     UploadRateLimited,
@@ -43,6 +44,7 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
                     crop=form.crop,
                     photo=form.photo_obj,
                     source_job=form.source_job_obj,
+                    notify_by_email=form.cleaned_data.get("notify_by_email", False),
                 )
             except Refused as exc:
                 form.add_error(exc.field, exc.message)
@@ -61,7 +63,7 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
                     form.keep_photo(kept)
         status = 400
     else:
-        initial: dict[str, Any] = {}
+        initial: dict[str, Any] = {"notify_by_email": preferences_for(user_id=user.pk).email_when_ready}
         # "Try another edit" after a failure: the same photo (already stored) and prompt, ready to change.
         failed = edit_job_for_owner(user=user, job_id=request.GET.get("photo_of"))
         if failed is not None:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from editor.errors import Refused
-from editor.models import Clothing, EditJob
+from editor.models import Clothing, EditJob, WrongResultReport
 from editor.progress import ERROR_CONTENT_BLOCKED, FAILED_PHASES, PHASE_LABELS, RUNNING_PHASES, bar_constants
 from editor.selectors.gallery import (
     edit_job_for_owner,
@@ -20,7 +20,9 @@ from editor.selectors.gallery import (
     photo_image_url,
 )
 from editor.selectors.jobs import edit_job_phase_for_owner, edit_job_progress
+from editor.selectors.reports import wrong_refunds_left, wrong_report_for_job
 from editor.services.edit_commands import edit_job_delete, edit_job_try_again
+from editor.services.wrong_results import edit_job_report_wrong
 from editor.status_tokens import status_token_check, status_token_issue
 from editor.types import AuthedRequest
 
@@ -70,6 +72,16 @@ def _panel_context(job: EditJob, request: AuthedRequest) -> dict[str, Any]:
         "retryable": phase in FAILED_PHASES and job.error_code != ERROR_CONTENT_BLOCKED,
         "cost": settings.EDIT_COST_CREDITS,
         "clothing_choices": Clothing.choices,
+        **(_wrong_result_context(job) if phase == "done" else {}),
+    }
+
+
+def _wrong_result_context(job: EditJob) -> dict[str, Any]:
+    report = wrong_report_for_job(job=job)
+    return {
+        "wrong_report": report,
+        "wrong_refunds_left": 0 if report else wrong_refunds_left(user_id=job.owner_id),
+        "wrong_reasons": WrongResultReport.Reason.choices,
     }
 
 
@@ -145,3 +157,27 @@ def job_delete(request: AuthedRequest, pk: Any) -> HttpResponse:
         return redirect("editor:job_detail", pk=job.pk)
     messages.success(request, "The edit and its files were deleted.")
     return redirect("editor:gallery")
+
+
+@login_required
+@require_POST
+def job_report_wrong(request: AuthedRequest, pk: Any) -> HttpResponse:
+    """"This result is wrong": record it for staff and refund it once (within the monthly allowance)."""
+    job = owned_job_or_404(request, pk)
+    try:
+        outcome = edit_job_report_wrong(
+            user=request.user, job=job, reason=request.POST.get("reason", ""), detail=request.POST.get("detail", "")
+        )
+    except Refused as exc:
+        messages.error(request, exc.message)
+        return redirect("editor:job_detail", pk=job.pk)
+    if not outcome.created:
+        messages.info(request, "You reported this result already; nothing changed.")
+    elif outcome.refunded_credits:
+        credits = outcome.refunded_credits
+        messages.success(request, f"Thank you: we recorded what went wrong and {credits} credit"
+                                  f"{'s' if credits != 1 else ''} went back to your balance.")
+    else:
+        messages.success(request, "Thank you: we recorded what went wrong. This month's refunds for wrong results "
+                                  "are used up, so there was no refund this time.")
+    return redirect("editor:job_detail", pk=job.pk)

@@ -75,6 +75,7 @@ rule("edits/<uuid:pk>/status/", OWNER, _job)
 rule("edits/<uuid:pk>/delete/", OWNER, _job)
 rule("edits/<uuid:pk>/retry/", OWNER, lambda v: {"pk": str(v.failed_job.pk)},
      post=lambda v: {"prompt": "a red shirt", "clothing": "topwear"})
+rule("edits/<uuid:pk>/wrong/", OWNER, _job, post=lambda v: {"reason": "broken"})
 rule("edits/<uuid:pk>/result/", OWNER, _job)
 rule("edits/<uuid:pk>/download/", OWNER, _job)
 rule("edits/<uuid:pk>/thumb/", OWNER, _job)

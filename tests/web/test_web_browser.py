@@ -155,7 +155,6 @@ def test_upload_edit_compare_download_edit_again_gallery_delete(
     page.goto(f"{base}/gallery/")
     assert page.get_by_test_id("gallery-item").count() == 2
     assert prompt in page.get_by_test_id("gallery-item").first.inner_text()  # newest first
-    capture(page, "gallery")
     page.goto(f"{base}/credits/")
     assert page.get_by_test_id("ledger-row").count() == 3  # starter grant + two charges
     capture(page, "credits")
