@@ -84,6 +84,7 @@ rule("photos/<uuid:pk>/thumb/", OWNER, _photo)
 rule("gallery/", LOGIN)
 # The gallery's live poll: the victim's ids asked for by a stranger are simply left out of the answer.
 rule("gallery/states/", LOGIN, lambda v: {})
+rule("profile/ready-email/", LOGIN)
 rule("credits/", LOGIN)
 rule("credits/buy/", LOGIN, post=lambda v: {"pack": "1"})
 rule("credits/buy/done/", LOGIN)
