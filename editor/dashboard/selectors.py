@@ -573,20 +573,21 @@ class WrongResults:
         return round(100 * self.reported / self.succeeded, 1) if self.succeeded else None
 
 
-def wrong_results(*, period: Period, latest: int = 20) -> WrongResults:
+def wrong_results(*, period: Period, succeeded: int, latest: int = 20) -> WrongResults:
+    """Two queries: one aggregate (totals and per reason) and the latest reports. `succeeded` is the period's
+    finished edits from the rollup (DashboardData.succeeded), so the share costs nothing more."""
     start, _ = day_bounds(period.start)
     _, end = day_bounds(period.end)
     reports = WrongResultReport.objects.filter(created_at__gte=start, created_at__lt=end)
-    counts = reports.aggregate(reported=Count("id"), refunded=Count("id", filter=Q(refunded=True)))
-    by_reason = dict(reports.values_list("reason").annotate(n=Count("id")).order_by())
-    labels = dict(WrongResultReport.Reason.choices)
-    succeeded = EditJob.objects.filter(
-        state=EditJob.State.SUCCEEDED, finished_at__gte=start, finished_at__lt=end
-    ).count()
+    reasons = WrongResultReport.Reason.choices
+    counts = reports.aggregate(
+        reported=Count("id"), refunded=Count("id", filter=Q(refunded=True)),
+        **{f"r_{value}": Count("id", filter=Q(reason=value)) for value, _ in reasons},
+    )
     return WrongResults(
         reported=counts["reported"] or 0,
         refunded=counts["refunded"] or 0,
         succeeded=succeeded,
-        by_reason={str(labels.get(reason, reason)): n for reason, n in by_reason.items()},
+        by_reason={str(label): counts[f"r_{value}"] for value, label in reasons if counts[f"r_{value}"]},
         latest=list(reports.select_related("user").order_by("-created_at")[:latest]),
     )

@@ -71,7 +71,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "periods": [("today", "Today"), ("7d", "7 days"), ("30d", "30 days")],
             "farming_threshold": settings.DASHBOARD_SIGNUP_FARMING_THRESHOLD,
             "purchases": purchase_figures(period=period),
-            "wrong": wrong_results(period=period),
+            "wrong": wrong_results(period=period, succeeded=data.succeeded),
         },
     )
 
