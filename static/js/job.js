@@ -15,17 +15,6 @@
   });
   document.addEventListener("htmx:afterSwap", function () {
     document.querySelectorAll(".compare-range").forEach(sync);
-
-  // The full view: a modal dialog with the whole result; a click on the picture toggles fit / pixel for pixel.
-  document.addEventListener("click", function (e) {
-    var opener = e.target.closest && e.target.closest("[data-zoom-open]");
-    if (opener) {
-      var dialog = document.getElementById(opener.dataset.zoomOpen);
-      if (dialog && dialog.showModal) dialog.showModal();
-      return;
-    }
-    if (e.target.classList && e.target.classList.contains("zoom-image")) e.target.classList.toggle("actual");
-  });
   });
   // The edit was deleted (in another tab): polling would 404 forever, so show the page as it now is.
   document.addEventListener("htmx:responseError", function (e) {
