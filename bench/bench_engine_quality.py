@@ -12,7 +12,7 @@ on variants a real upload would bring: the photo as a JPEG (quality 85) and mirr
 An outcome is:
 - correct edit: it succeeded, every must-change box changed, no must-not box did, and no pixel changed outside the
   person beyond 6 px (the feather);
-- honest refusal: a refusal was expected and the engine refused (FAILED, refunded on the site);
+- honest refusal: a refusal was expected (or allowed) and the engine refused (FAILED, refunded on the site);
 - cautious refusal: an edit was expected but the gate refused (not charged, but a miss);
 - wrong edit: it succeeded where a refusal was expected, or a box or the person rule was broken. The target is 0:
   a wrong edit is charged as a success.
@@ -52,6 +52,7 @@ class Case:
     clothing: str
     prompt: str
     refuse: bool = False
+    either: bool = False  # a refusal is honest, and an edit is judged by the boxes (which person is "prominent")
     change: tuple[Box, ...] = ()
     keep: tuple[Box, ...] = ()
     note: str = ""
@@ -91,6 +92,9 @@ CASES: list[Case] = [
     Case("two people", photos.two_astronauts, "topwear", "a green shirt",
          change=((300, 420, 30, 200),), keep=((312, 512, 312, 512), (75, 175, 89, 169)),
          note="only the prominent person"),
+    Case("basketball both", photos.basketball_both, "topwear", "a red t-shirt", either=True,
+         keep=((140, 215, 50, 85),),
+         note="a small man with the ball, a bigger one at the right: refuse, or edit the bigger one only"),
     Case("pedestrians", photos.pedestrians, "topwear", "a red jacket", refuse=True, note="people far away"),
     Case("cat", photos.chelsea, "topwear", "a red shirt", refuse=True, note="no person"),
 ]
@@ -156,7 +160,7 @@ def run_case(case: Case, rgb: np.ndarray, change: tuple[Box, ...], keep: tuple[B
         if shown.verdict["ok"]:
             return Outcome("wrong", f"the preview said ok but the edit refused: {exc}",
                            preview_ms=preview_ms, preview_cpu_ms=preview_cpu)
-        kind = "honest" if case.refuse else "cautious"
+        kind = "honest" if case.refuse or case.either else "cautious"
         return Outcome(kind, f"refused: {exc}", preview_ms=preview_ms, preview_cpu_ms=preview_cpu)
     edit_ms, cpu_ms = (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
     out = result.image

@@ -141,6 +141,14 @@ def test_edit_stays_inside_the_person() -> None:
     assert _diff(result.image, photo, (300, 420, 30, 200)) > 30  # the first one's suit
 
 
+def test_a_bigger_second_person_is_a_readable_refusal() -> None:
+    """basketball1 whole (opencv-doc): the pose model finds the small man with the ball, while a bigger man stands
+    at the right. Editing the small one would not be "the most prominent person": refuse, and say why."""
+    with pytest.raises(EngineFailure, match="several people in this photo") as refused:
+        edit(samples.basketball_both(), "a red t-shirt", "topwear")
+    assert "crop the photo to the one person" in str(refused.value)
+
+
 def test_preview_is_the_mask_the_edit_uses(astronaut: np.ndarray) -> None:
     shown = preview(astronaut, "topwear", "royal blue shirt")
     result, _ = edit(astronaut, "royal blue shirt", "topwear")
