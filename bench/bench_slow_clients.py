@@ -96,14 +96,15 @@ async def slow_client(host: str, port: int, host_header: str, stats: SlowStats,
 
 
 async def drive(host: str, port: int, host_header: str, people: list[Any], args: argparse.Namespace,
-                tls: ssl.SSLContext | None = None) -> tuple[loadgen.Stats, SlowStats]:
+                tls: ssl.SSLContext | None = None,
+                probe: Any = None) -> tuple[loadgen.Stats, SlowStats]:
     slow = SlowStats()
     attackers = [asyncio.create_task(slow_client(host, port, host_header, slow, tls))
                  for _ in range(args.slow_clients)]
     await asyncio.sleep(2)  # every slow client in place before the first user joins
     try:
         stats = await loadgen.run(host, port, people, spawn_rate=args.spawn_rate, duration=args.duration,
-                                  timeout=args.timeout, host_header=host_header, tls=tls)
+                                  timeout=args.timeout, host_header=host_header, tls=tls, probe=probe)
     finally:
         # Counted before the cancellation below ends them.
         still_sending = slow.sending_at_end
@@ -142,14 +143,18 @@ def run_local(name: str, caddyfile_text: str | None, people: list[Any], env: dic
         gunicorn = bench_load.start_gunicorn(port, args.workers, args.threads, env, log)
         caddy_env = {"CADDY_READ_BODY_TIMEOUT": args.read_body_timeout} if args.read_body_timeout else {}
         caddy = Caddy(f"127.0.0.1:{port}", caddyfile_text=caddyfile_text, env=caddy_env).start()
+        probe = bench_load.CpuProbe(server_root=gunicorn.pid)  # Caddy counts with the services
         try:
-            stats, slow = asyncio.run(drive("127.0.0.1", caddy.port, f"127.0.0.1:{caddy.port}", people, args))
+            stats, slow = asyncio.run(drive("127.0.0.1", caddy.port, f"127.0.0.1:{caddy.port}", people, args,
+                                            probe=probe.read))
         finally:
             caddy.stop()
             bench_load.stop_gunicorn(gunicorn)
         server_errors = [line for line in log.read_text(errors="replace").splitlines()
                          if "ERROR" in line or "Traceback" in line]
     rows, failures = bench_load.lean_rows(stats, args.duration)
+    print(f"{name}: " + bench_load.CpuProbe.summary(stats.probed, sum(row[1] for row in rows if row[0] != "all"))
+          + " (services include Caddy)")
     return Run(name, rows, failures, slow, len(server_errors))
 
 
