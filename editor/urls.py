@@ -23,7 +23,6 @@ urlpatterns = [
     path("edits/<uuid:pk>/status/", jobs.job_status, name="job_status"),
     path("edits/<uuid:pk>/retry/", jobs.job_retry, name="job_retry"),
     path("edits/<uuid:pk>/delete/", jobs.job_delete, name="job_delete"),
-    path("edits/<uuid:pk>/share/panel/", sharing.share_panel, name="share_panel"),
     path("edits/<uuid:pk>/share/", sharing.share_create, name="share_create"),
     path("edits/<uuid:pk>/share/<int:link_id>/revoke/", sharing.share_revoke, name="share_revoke"),
     path("s/<str:token>/", sharing.shared_page, name="shared_page"),

@@ -21,6 +21,7 @@ from editor.selectors.gallery import (
 )
 from editor.selectors.jobs import edit_job_phase_for_owner, edit_job_progress
 from editor.selectors.reports import wrong_refunds_left, wrong_report_for_job
+from editor.selectors.sharing import share_links_for_job, sharing_enabled
 from editor.services.edit_commands import edit_job_delete, edit_job_try_again
 from editor.services.wrong_results import edit_job_report_wrong
 from editor.status_tokens import status_token_check, status_token_issue
@@ -89,7 +90,10 @@ def _wrong_result_context(job: EditJob) -> dict[str, Any]:
 @require_GET
 def job_detail(request: AuthedRequest, pk: Any) -> HttpResponse:
     job = owned_job_or_404(request, pk)
-    return render(request, "editor/job_detail.html", {**_panel_context(job, request), "bar": bar_constants()})
+    return render(request, "editor/job_detail.html", {
+        **_panel_context(job, request), "bar": bar_constants(),
+        "sharing_on": sharing_enabled(), "share_links": share_links_for_job(user=request.user, job=job),
+    })
 
 
 @require_GET

@@ -16,25 +16,13 @@ from django.views.decorators.http import require_GET, require_POST
 from editor import images, storage
 from editor.errors import Refused
 from editor.models import ShareLink
-from editor.selectors.sharing import live_share_link, share_links_for_job, sharing_enabled
+from editor.selectors.sharing import live_share_link
 from editor.services.edit_commands import edit_share_create, edit_share_revoke
 from editor.services.sharing import share_link_count_view
 from editor.types import AuthedRequest
 from editor.views.jobs import owned_job_or_404
 
 NOINDEX = "noindex, nofollow, noarchive, noimageindex"
-
-
-@login_required
-@require_GET
-def share_panel(request: AuthedRequest, pk: Any) -> HttpResponse:
-    """The job page's "share this edit" box (loaded into the page by htmx once the edit is done)."""
-    job = owned_job_or_404(request, pk)
-    response = render(request, "editor/_share.html", {
-        "job": job, "sharing_on": sharing_enabled(), "share_links": share_links_for_job(user=request.user, job=job),
-    })
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @login_required

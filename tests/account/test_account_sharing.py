@@ -28,8 +28,7 @@ def test_a_shared_edit_is_public_names_nobody_and_is_not_indexed(client: Any, us
     data = user_with_data(photos=2)
     link = make_link(client, data, expiry="7")
     assert link.expires_at is not None
-    assert f"/edits/{data.jobs[1].pk}/share/panel/" in client.get(f"/edits/{data.jobs[1].pk}/").content.decode()
-    page = client.get(f"/edits/{data.jobs[1].pk}/share/panel/").content.decode()
+    page = client.get(f"/edits/{data.jobs[1].pk}/").content.decode()
     assert f"/s/{link.token}/" in page and 'data-testid="share-revoke"' in page
 
     visitor = Client()
@@ -103,6 +102,6 @@ def test_staff_turn_sharing_off_for_the_whole_site(client: Any, user_with_data: 
     assert Client().get(f"/s/{link.token}/after.jpg").status_code == 404
     client.post(f"/edits/{data.jobs[1].pk}/share/", {"expires_in_days": ""})
     assert ShareLink.objects.filter(job=data.jobs[1]).count() == 1
-    assert 'data-testid="sharing-off"' in client.get(f"/edits/{data.jobs[1].pk}/share/panel/").content.decode()
+    assert 'data-testid="sharing-off"' in client.get(f"/edits/{data.jobs[1].pk}/").content.decode()
     SiteSwitches.objects.filter(pk=1).update(sharing_enabled=True)
     assert Client().get(f"/s/{link.token}/").status_code == 200

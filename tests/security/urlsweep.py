@@ -97,7 +97,6 @@ rule("profile/data/export/<str:token>/", LOGIN, lambda v: {"token": "not-a-token
 # A stranger posting here can only delete their own account, and only with their password (none is sent).
 rule("profile/delete/", LOGIN)
 rule("account-deleted/", PUBLIC)
-rule("edits/<uuid:pk>/share/panel/", OWNER, _job)
 rule("edits/<uuid:pk>/share/", OWNER, _job)
 rule("edits/<uuid:pk>/share/<int:link_id>/revoke/", OWNER, lambda v: {"pk": str(v.job.pk), "link_id": "1"})
 # Public share pages: only a live link's token opens one (tests/account/test_account_sharing.py).
