@@ -8,13 +8,14 @@ from allauth.account.models import EmailAddress
 from allauth.account.signals import email_confirmed, user_signed_up
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models.signals import post_save
+from django.db.models.signals import post_migrate, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from editor.dashboard.services import signup_record
 from editor.services.accounts import email_address_mark_verified
 from editor.services.credits import credit_account_ensure, credits_grant_starter
+from editor.services.site import site_sync_from_settings
 
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="editor_create_credit_account")
@@ -42,3 +43,11 @@ def record_signup(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -
     signup_record(user=user, ip=get_adapter().get_client_ip(request))
     if settings.ACCOUNT_EMAIL_VERIFICATION == "none":
         credits_grant_starter(user=user, amount=settings.STARTER_CREDITS)  # no confirmation will ever come
+
+
+@receiver(post_migrate, dispatch_uid="editor_site_from_settings")
+def site_from_settings(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    # Once per migrate (and flush), after django.contrib.sites made its default row: editor comes later in
+    # INSTALLED_APPS, so its post_migrate runs after the sites app's.
+    if getattr(sender, "name", "") == "editor":
+        site_sync_from_settings(using=using)

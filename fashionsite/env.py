@@ -108,6 +108,16 @@ def env_float(
     return float(raw)
 
 
+def env_text(name: str, default: str, *, max_length: int = 200) -> str:
+    """A line of text (a name, a host): surrounding blanks removed, no line breaks, not empty, at most max_length."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    if len(raw) > max_length or "\n" in raw or "\r" in raw:
+        raise ImproperlyConfigured(f"{name} must be one line of at most {max_length} characters, got {raw!r}")
+    return raw
+
+
 def env_bool(name: str, default: bool) -> bool:
     """A flag: true/false, yes/no, on/off or 1/0 (any case)."""
     raw = _raw(name)

@@ -18,7 +18,7 @@ from boto3.s3.transfer import TransferConfig
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from fashionsite.env import env_bool, env_choice, env_float, env_int, env_words, require
+from fashionsite.env import env_bool, env_choice, env_float, env_int, env_text, env_words, require
 from fashionsite.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,6 +36,11 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-key-change-me-" 
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The site's name and domain everywhere: page titles and header, account emails ("Hello from ..."), their subject
+# prefix, the authenticator app's label. `migrate` writes both into django.contrib.sites' row (editor/signals.py).
+SITE_NAME = env_text("SITE_NAME", "Fashion AI Studio", max_length=50)
+# The domain is SITE_URL's host (and port). Not read from SITE_DOMAIN: that variable is the proxy's (docker/).
+SITE_DOMAIN = urlsplit(SITE_URL).netloc or "127.0.0.1:8000"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -152,7 +157,7 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Fashion AI Studio] "
+# No ACCOUNT_EMAIL_SUBJECT_PREFIX: allauth then uses "[<the Site row's name>] ", which is SITE_NAME.
 ACCOUNT_ADAPTER = "editor.accounts.AccountAdapter"
 # The login and sign-up forms in the site's own words (templates/account/ renders them in the site's layout).
 ACCOUNT_FORMS = {"login": "editor.accounts.SiteLoginForm", "signup": "editor.accounts.SiteSignupForm"}
@@ -166,7 +171,7 @@ ACCOUNT_RATE_LIMITS = {
 }
 # Two-factor (allauth.mfa): TOTP authenticator apps plus one-time recovery codes; no WebAuthn (needs fido2).
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_TOTP_ISSUER = "Fashion AI Studio"
+MFA_TOTP_ISSUER = SITE_NAME
 # Staff must have TOTP before they reach the admin or the staff pages (on by default in production settings).
 STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", False)
 LOGIN_URL = "account_login"
@@ -175,7 +180,7 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 
 # --- Email: console in development, SMTP (EMAIL_URL=smtp+tls://user:pass@host:587) in production --
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Fashion AI Studio <noreply@localhost>")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{SITE_NAME} <noreply@localhost>")
 
 # --- I18N ----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

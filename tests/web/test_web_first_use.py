@@ -264,3 +264,43 @@ def test_edit_again_keeps_the_result_through_a_form_error(make_user: Any) -> Non
                                                         "clothing": "bottomwear"})
     html = response.content.decode()
     assert response.status_code == 400 and f'value="{done.pk}"' in html and "your earlier edit" in html
+
+
+def test_emails_and_titles_carry_the_sites_own_name_not_example_com(client: Client, settings: Any) -> None:
+    """Issue 14 item 4: verification and reset emails said "Hello from example.com!" (Django's default site)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.sites.models import Site
+    from django.core import mail
+    from django.core.cache import cache
+
+    cache.clear()
+    assert (Site.objects.get_current().name, Site.objects.get_current().domain) == (
+        settings.SITE_NAME, settings.SITE_DOMAIN)
+    get_user_model().objects.create_user(username="named", email="named@studio.test", password="Named-pass-2026")
+    client.post(reverse("account_reset_password"), {"email": "named@studio.test"})
+    message = mail.outbox[-1]
+    assert "example.com" not in message.body + message.subject
+    assert f"Hello from {settings.SITE_NAME}" in message.body and message.subject.startswith(f"[{settings.SITE_NAME}]")
+    assert f"<title>Log in · {settings.SITE_NAME}</title>" in client.get(reverse("account_login")).content.decode()
+
+
+def test_site_name_and_domain_come_from_settings(client: Client, settings: Any) -> None:
+    """SITE_NAME (fashionsite/env.py reads it) and SITE_URL's host: migrate writes them into the Site row, and every
+    page and account email uses them."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.sites.models import Site
+    from django.core import mail
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    cache.clear()
+    settings.SITE_NAME, settings.SITE_DOMAIN = "Atelier Nord", "atelier-nord.test"
+    call_command("migrate", verbosity=0)
+    site = Site.objects.get_current()
+    assert (site.name, site.domain) == ("Atelier Nord", "atelier-nord.test")
+    get_user_model().objects.create_user(username="nord", email="nord@studio.test", password="Nord-pass-2026")
+    client.post(reverse("account_reset_password"), {"email": "nord@studio.test"})
+    assert "Hello from Atelier Nord" in mail.outbox[-1].body
+    assert mail.outbox[-1].subject.startswith("[Atelier Nord]")
+    page = client.get(reverse("account_login")).content.decode()
+    assert "· Atelier Nord</title>" in page and "Fashion AI Studio" not in page
