@@ -157,7 +157,7 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_UNIQUE_EMAIL = True
-# No ACCOUNT_EMAIL_SUBJECT_PREFIX: allauth then uses "[<the Site row's name>] ", which is SITE_NAME.
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "  # allauth's and our own emails' subjects
 ACCOUNT_ADAPTER = "editor.accounts.AccountAdapter"
 # The login and sign-up forms in the site's own words (templates/account/ renders them in the site's layout).
 ACCOUNT_FORMS = {"login": "editor.accounts.SiteLoginForm", "signup": "editor.accounts.SiteSignupForm"}
