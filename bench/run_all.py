@@ -27,6 +27,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("edit jobs", [PY, "bench/bench_jobs.py"], ["--quick"]),
     ("dashboard", [PY, "bench/bench_dashboard.py"], ["--jobs", "10000", "--users", "100", "--runs", "3"]),
     ("site load", [PY, "bench/bench_load.py"], ["--quick"]),
+    ("developer API", [PY, "bench/bench_api.py"], ["--quick"]),
     ("soak", [PY, "bench/soak.py"], ["--jobs", "200", "--users", "10"]),
 ]
 

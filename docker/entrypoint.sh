@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entry point of the site image: one image, one role per container.
 #   web      gunicorn (docker/gunicorn.conf.py)
+#   api      uvicorn for /api/ (ASGI: `Prefer: wait` waits as a coroutine, not a thread; docs/api.md)
 #   worker   Celery worker (CELERY_WORKER_CONCURRENCY processes, one message each at a time)
 #   beat     Celery beat (run exactly ONE, whatever the number of workers)
 #   migrate  apply database migrations once, then exit (the one-shot compose service)
@@ -17,6 +18,13 @@ role="${1:-web}"
 case "$role" in
   web)
     exec gunicorn -c docker/gunicorn.conf.py fashionsite.wsgi "$@"
+    ;;
+  api)
+    # The developer API under ASGI. Forwarded headers are trusted from the proxy only (literal addresses).
+    exec uvicorn fashionsite.asgi:application --host "${API_LISTEN_HOST:-0.0.0.0}" --port "${API_LISTEN_PORT:-8001}" \
+      --workers "${API_WORKERS:-2}" --proxy-headers \
+      --forwarded-allow-ips "${API_FORWARDED_ALLOW_IPS:-127.0.0.1,::1}" \
+      --no-server-header --no-access-log --timeout-keep-alive 5 "$@"
     ;;
   worker)
     # -O fair: hand a task to a process only when it is free, so one slow download never blocks queued polls.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from editor.views import account, edits, files, gallery, gallery_live, jobs, pages, payments, sharing
+from editor.views import account, developer, edits, files, gallery, gallery_live, jobs, pages, payments, sharing
 
 app_name = "editor"
 
@@ -15,6 +15,12 @@ urlpatterns = [
     path("account-deleted/", account.account_deleted, name="account_deleted"),
     path("profile/credit-email/", pages.profile_credit_email, name="profile_credit_email"),
     path("profile/ready-email/", pages.profile_ready_email, name="profile_ready_email"),
+    path("profile/api-keys/", developer.api_keys, name="api_keys"),
+    path("profile/api-keys/<int:pk>/revoke/", developer.api_key_revoke_view, name="api_key_revoke"),
+    path("profile/webhooks/", developer.webhooks, name="webhooks"),
+    path("profile/webhooks/<int:pk>/<str:action>/", developer.webhook_action, name="webhook_action"),
+    path("profile/webhook-deliveries/<int:pk>/redeliver/", developer.webhook_redeliver_view,
+         name="webhook_redeliver"),
     path("edit/new/", edits.edit_new, name="edit_new"),
     path("edit/preview/", edits.preview, name="edit_preview"),
     path("edit/upload/start/", edits.upload_start, name="upload_start"),

@@ -12,6 +12,9 @@ Rules, on every hop (redirects included, at most 3):
 
 Every failure shows the caller one generic message, so the answers cannot map which internal ports or paths exist;
 the specific reason goes to the service's own log.
+
+The site uses the same rules (one implementation): `fetch_image` for the developer API's image URLs and
+`post_checked` for its users' webhook receivers (editor/integrations/outbound.py builds the site's policies).
 """
 
 from __future__ import annotations
@@ -201,6 +204,59 @@ async def fetch_image(url: str, policy: FetchPolicy, *, resolve: Resolver = syst
         raise FetchError(f"larger than {policy.max_bytes} bytes") from None
     except TimeoutError:
         raise FetchError(f"no complete answer within {policy.timeout:g} s") from None
+    except (
+        httpcore.TimeoutException,
+        httpcore.NetworkError,
+        httpcore.ProtocolError,
+        httpcore.UnsupportedProtocol,
+        httpcore.ConnectionNotAvailable,
+    ) as exc:
+        raise FetchError(f"connection failed ({exc.__class__.__name__})") from None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes  # at most `keep` bytes of the answer
+
+
+async def post_checked(
+    url: str,
+    policy: FetchPolicy,
+    *,
+    body: bytes,
+    headers: Iterable[tuple[str, str]],
+    keep: int = 2048,
+    resolve: Resolver = system_resolve,
+) -> Answer:
+    """POST `body` to the URL under `policy` (same checks and pinning as `fetch_image`), never following a
+    redirect: a webhook receiver answers itself, and a redirect is only a way to reach somewhere else. Returns the
+    status and the first `keep` bytes of the answer; FetchError when nothing could be sent or no answer came."""
+    backend = _PinnedBackend()
+    timeouts = {"connect": policy.timeout, "read": policy.timeout, "write": policy.timeout, "pool": policy.timeout}
+    target = await _check(url, policy, resolve)
+    backend.pins[(target.host, target.port)] = target.address
+    request_url = httpcore.URL(
+        scheme=target.scheme.encode(), host=target.host.encode(), port=target.port, target=target.path.encode()
+    )
+    sent = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    sent.append((b"Content-Length", str(len(body)).encode()))
+    try:
+        async with (
+            httpcore.AsyncConnectionPool(network_backend=backend, retries=0) as pool,
+            asyncio.timeout(policy.timeout),
+        ):
+            async with pool.stream(
+                "POST", request_url, headers=sent, content=body, extensions={"timeout": timeouts}
+            ) as resp:
+                kept = bytearray()
+                async for chunk in resp.aiter_stream():
+                    kept += chunk[: max(0, keep - len(kept))]
+                    if len(kept) >= keep:
+                        break
+                return Answer(status=resp.status, body=bytes(kept))
+    except TimeoutError:
+        raise FetchError(f"no answer within {policy.timeout:g} s") from None
     except (
         httpcore.TimeoutException,
         httpcore.NetworkError,

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "storages",
     "editor",
     "editor.dashboard",
+    "editor.api",
 ]
 
 MIDDLEWARE = [
@@ -70,6 +71,7 @@ MIDDLEWARE = [
     # Health probes answer before host validation, sessions and CSRF (see fashionsite/health.py).
     "fashionsite.health.HealthCheckMiddleware",
     "editor.middleware.RequestBodySizeLimitMiddleware",
+    "editor.api.middleware.RateLimitHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -288,6 +290,48 @@ require(not STRIPE_SECRET_KEY or bool(STRIPE_WEBHOOK_SECRET),
 # Reports past the allowance are still recorded for staff, without a refund. 0: reports only, never refunds.
 WRONG_RESULT_REFUNDS_PER_MONTH = env_int("WRONG_RESULT_REFUNDS_PER_MONTH", 3, min=0)
 
+
+# --- Developer API (/api/v1/, docs/api.md) ------------------------------------------------------------
+def _host_ports(name: str) -> frozenset[tuple[str, int]]:
+    """`host:port,host:port`: exact internal services the outbound fetches may reach (tests, your own store)."""
+    pairs: set[tuple[str, int]] = set()
+    for item in env.str(name, default="").split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        require(bool(sep and host and port.isdigit() and 0 < int(port) < 65536),
+                f"{name} entry {item!r} must be host:port")
+        pairs.add((host, int(port)))
+    return frozenset(pairs)
+
+
+# Requests per key per minute; every answer carries RateLimit-* headers, a 429 also Retry-After.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 120, min=1)
+# `Prefer: wait=N` holds an answer at most this long (the API's ASGI server waits, no thread does).
+API_MAX_WAIT_SECONDS = env_int("API_MAX_WAIT_SECONDS", 60, min=0, max=300, unit="seconds")
+# Image URLs given to POST /api/v1/edits: hosts allowed ("*": any public host). Internal addresses are refused
+# whatever this says (fashionai/fetch.py's rules), except exact host:port pairs in API_FETCH_ALLOW_INTERNAL.
+API_IMAGE_URL_ALLOW_HOSTS: list[str] = [h.strip().lower() for h in env.list("API_IMAGE_URL_ALLOW_HOSTS", default=["*"])
+                                        if h.strip()]
+API_FETCH_ALLOW_INTERNAL = _host_ports("API_FETCH_ALLOW_INTERNAL")
+API_IMAGE_URL_TIMEOUT_SECONDS = env_float("API_IMAGE_URL_TIMEOUT_SECONDS", 15.0, min=0.1, max=120, unit="seconds")
+# An Idempotency-Key is remembered this long (Stripe: 24 h).
+API_IDEMPOTENCY_SECONDS = env_int("API_IDEMPOTENCY_SECONDS", 24 * 3600, min=60, unit="seconds")
+API_KEYS_PER_USER = env_int("API_KEYS_PER_USER", 10, min=1)
+# Webhooks to users' receivers: public addresses only, like image URLs (WEBHOOK_ALLOW_INTERNAL: exact host:port
+# exceptions, for tests and local receivers). Retries follow a fixed 24 h schedule (editor/services/webhooks.py);
+# WEBHOOK_RETRY_SCALE shrinks it for tests.
+WEBHOOK_ALLOW_INTERNAL = _host_ports("WEBHOOK_ALLOW_INTERNAL")
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, min=0.1, max=60, unit="seconds")
+WEBHOOK_RETRY_SCALE = env_float("WEBHOOK_RETRY_SCALE", 1.0, min=0.00001, max=1)
+WEBHOOK_ENDPOINTS_PER_USER = env_int("WEBHOOK_ENDPOINTS_PER_USER", 10, min=1)
+# credits.low fires when a charge takes the balance below this.
+WEBHOOK_CREDITS_LOW_THRESHOLD = env_int("WEBHOOK_CREDITS_LOW_THRESHOLD", 3, min=1, unit="credits")
+# After a rotation the old secret keeps signing (beside the new one) this long, so receivers can switch over.
+WEBHOOK_SECRET_OVERLAP_SECONDS = env_int("WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600, min=0, unit="seconds")
+
 # --- Operators' dashboard ----------------------------------------------------------------------------
 # Warn when the oldest job in flight has waited longer than this (workers down or overloaded).
 DASHBOARD_BACKLOG_ALERT_SECONDS = env_int("DASHBOARD_BACKLOG_ALERT_SECONDS", 600, min=1, unit="seconds")
@@ -473,6 +517,17 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-payments": {
         "task": "editor.tasks.reconcile_payments",
         "schedule": timedelta(minutes=5),
+    },
+    # Webhook deliveries whose retry is due (long delays are rows, not Celery countdowns: a countdown past the
+    # broker's visibility timeout would be delivered twice).
+    "deliver-due-webhooks": {
+        "task": "editor.api.tasks.deliver_due_webhooks",
+        "schedule": timedelta(seconds=env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", 15, min=1, unit="seconds")),
+    },
+    # Idempotency keys older than API_IDEMPOTENCY_SECONDS are forgotten.
+    "expire-idempotency-keys": {
+        "task": "editor.api.tasks.expire_idempotency_keys",
+        "schedule": timedelta(hours=1),
     },
     # Keeps the dashboard's daily rollup for today and yesterday current (idempotent rebuild).
     "refresh-usage-rollup": {

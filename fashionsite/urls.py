@@ -4,6 +4,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from editor.api.views import api
 from editor.views.accounts import resend_verification
 
 urlpatterns = [
@@ -15,5 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/verification/resend/", resend_verification, name="account_resend_verification"),
     path("accounts/", include("allauth.urls")),
+    # The developer API (docs/api.md); production serves it from the ASGI process (Prefer: wait).
+    path("api/v1/", api.urls),
     path("", include("editor.urls")),
 ]

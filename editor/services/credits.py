@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
+from editor import events
 from editor.errors import Refused
 from editor.models import CreditAccount, CreditEntry, EditJob
 
@@ -163,13 +164,16 @@ def credits_charge_for_job(*, job: EditJob) -> CreditEntry:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("credits_charge_for_job must run inside the job's creation transaction")
     account = _locked_account(user_id=job.owner_id)
-    return _append(
+    before = account.balance
+    entry = _append(
         account=account,
         kind=CreditEntry.Kind.CHARGE,
         amount=-job.cost_credits,
         reason=f"Edit: {job.prompt[:200]}",
         job=job,
     )
+    events.balance_lowered(user_id=job.owner_id, before=before, after=entry.balance_after)
+    return entry
 
 
 @transaction.atomic

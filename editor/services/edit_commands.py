@@ -53,6 +53,18 @@ class EditJobRefused(Refused):
     """The edit cannot be started or changed; the message is fit to show to the person."""
 
 
+class TooManyInFlight(EditJobRefused):
+    """The per-user in-flight cap (the API answers 429)."""
+
+
+class NotEnoughCredits(EditJobRefused):
+    """The balance is below an edit's cost (the API answers 402)."""
+
+
+class EditJobNotFound(EditJobRefused):
+    """The photo or edit is missing or someone else's (the API answers 404, pages show the message)."""
+
+
 def normalise_prompt(prompt: str | None) -> str:
     """The one normalisation of a prompt: whitespace runs collapse to one space."""
     return " ".join((prompt or "").split())
@@ -85,7 +97,7 @@ def edit_photo_keep_for_form(
 
 def _require_owner(user: AbstractBaseUser, *objects: Photo | EditJob | None) -> None:
     if any(obj is not None and obj.owner_id != user.pk for obj in objects):
-        raise EditJobRefused(NOT_FOUND)
+        raise EditJobNotFound(NOT_FOUND)
 
 
 def edit_start(
@@ -168,7 +180,7 @@ def _submit(
         account = CreditAccount.objects.select_for_update().get(user_id=user.pk)
         in_flight = EditJob.objects.filter(owner_id=user.pk, state__in=EditJob.IN_FLIGHT_STATES).count()
         if in_flight >= limit:
-            raise EditJobRefused(
+            raise TooManyInFlight(
                 f"You already have {in_flight} edits running (at most {limit}). Wait for one to finish."
             )
         if account.held:
@@ -177,7 +189,7 @@ def _submit(
                 f"{account.owed} credit{'s' if account.owed != 1 else ''} are owed. Credits you buy pay that first."
             )
         if account.balance < cost:
-            raise EditJobRefused(f"Not enough credits: an edit costs {cost} and your balance is {account.balance}.")
+            raise NotEnoughCredits(f"Not enough credits: an edit costs {cost} and your balance is {account.balance}.")
         job = edit_job_create(
             owner_id=user.pk,
             photo=photo,

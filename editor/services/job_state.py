@@ -24,7 +24,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from editor import storage
+from editor import events, storage
 from editor.models import EditJob, Photo
 from editor.progress import ProviderStatus
 from editor.services.credits import credits_refund_for_job
@@ -155,7 +155,7 @@ def edit_job_record_poll(*, job_id: JobId) -> bool:
 def edit_job_mark_succeeded(
     *, job_id: JobId, result_name: str, thumbnail_name: str, metrics: dict[str, Any], inference_time: float | None
 ) -> bool:
-    return _transition(
+    moved = _transition(
         job_id=job_id,
         from_states=(State.SUBMITTED,),
         to_state=State.SUCCEEDED,
@@ -166,6 +166,9 @@ def edit_job_mark_succeeded(
         provider_status=ProviderStatus.COMPLETED,
         provider_completed_at=Coalesce(F("provider_completed_at"), timezone.now()),
     )
+    if moved:
+        events.edit_finished(job_id=job_id)  # waiting API requests and the owner's webhooks, on commit
+    return moved
 
 
 def edit_job_mark_failed(*, job_id: JobId, error_code: str, error_detail: str) -> bool:
@@ -195,6 +198,8 @@ def _finish_with_refund(*, job_id: JobId, to_state: str, error_code: str, error_
                 # It ended after the provider finished: a save may have been interrupted half way. Deleting a
                 # missing key is a no-op on S3 and on local storage.
                 storage.delete_after_commit(storage.job_file_keys(job.owner_id, job.pk))
+        if moved:
+            events.edit_finished(job_id=job_id)
     return moved
 
 

@@ -20,7 +20,8 @@ from editor.models import CreditEntry, EditJob, Photo
 #   login  - any signed-in user, about themselves only: anonymous -> login redirect; stranger sees only their own
 #   staff  - staff only: anonymous and non-staff -> redirect to a login page (or 403/404)
 #   public - anyone (home, health, sign-in pages): must not show or change the victim's data
-OWNER, LOGIN, STAFF, PUBLIC = "owner", "login", "staff", "public"
+#   key    - the developer API: an API key only, a session is never enough (401 to every browser client)
+OWNER, LOGIN, STAFF, PUBLIC, KEY = "owner", "login", "staff", "public", "key"
 
 
 @dataclass
@@ -31,6 +32,9 @@ class Victim:
     photo: Photo
     secrets: list[str]  # strings that must appear in no response an outsider gets
     files: list[str]
+    api_key_id: int = 0
+    webhook_id: int = 0
+    delivery_id: int = 0
 
 
 Filler = Callable[[Victim], dict[str, str]]
@@ -102,6 +106,21 @@ rule("edits/<uuid:pk>/share/<int:link_id>/revoke/", OWNER, lambda v: {"pk": str(
 # Public share pages: only a live link's token opens one (tests/account/test_account_sharing.py).
 rule("s/<str:token>/", PUBLIC, lambda v: {"token": "not-a-token"})
 rule("s/<str:token>/<str:which>.jpg", PUBLIC, lambda v: {"token": "not-a-token", "which": "after"})
+# The profile's developer pages: the signed-in user's own keys and webhooks (another user's ids are 404).
+rule("profile/api-keys/", LOGIN, post=lambda v: {"name": "stolen", "scopes": ["edits:read"]})
+rule("profile/api-keys/<int:pk>/revoke/", LOGIN, lambda v: {"pk": str(v.api_key_id)})
+rule("profile/webhooks/", LOGIN)
+rule("profile/webhooks/<int:pk>/<str:action>/", LOGIN, lambda v: {"pk": str(v.webhook_id), "action": "test"})
+rule("profile/webhook-deliveries/<int:pk>/redeliver/", LOGIN, lambda v: {"pk": str(v.delivery_id)})
+# The developer API (docs/api.md): keys only; its document and reference page are public.
+rule("api/v1/", PUBLIC)  # django-ninja's empty root: 404
+rule("api/v1/openapi.json", PUBLIC)
+rule("api/v1/docs", PUBLIC)
+rule("api/v1/edits", KEY, post=lambda v: {"prompt": "a red shirt", "clothing": "topwear", "photo_id": str(v.photo.pk)})
+rule("api/v1/edits/<edit_id>", KEY, lambda v: {"edit_id": str(v.job.pk)})
+rule("api/v1/edits/<edit_id>/result", KEY, lambda v: {"edit_id": str(v.job.pk)})
+rule("api/v1/edits/<edit_id>/thumbnail", KEY, lambda v: {"edit_id": str(v.job.pk)})
+rule("api/v1/credits", KEY)
 for _account_page in (
     "login/", "logout/", "inactive/", "signup/", "reauthenticate/", "email/", "confirm-email/", "password/change/",
     "password/set/", "password/reset/", "login/code/confirm/", "password/reset/key/done/", "password/reset/done/",
@@ -153,6 +172,9 @@ ADMIN_MODELS: dict[str, Callable[[Victim], str]] = {
     "editor/accountdeletion": lambda v: "1",
     "dashboard/dailyusage": lambda v: "1",
     "mfa/authenticator": lambda v: "1",
+    "developer_api/apikey": lambda v: str(v.api_key_id),
+    "developer_api/webhookendpoint": lambda v: str(v.webhook_id),
+    "developer_api/webhookdelivery": lambda v: str(v.delivery_id),
 }
 _ADMIN_MODEL_PAGE = re.compile(
     r"^admin/(?P<model>\w+/\w+)/(?P<page>|add/|<path:object_id>/(history/|delete/|change/)?)$"
@@ -224,6 +246,15 @@ def make_victim(make_user: Callable[..., Any]) -> Victim:
     failed = make_job(user, photo=photo, state=EditJob.State.FAILED, prompt=f"{token} failed", refunded=True,
                       error=f"provider said {token}")
     files = [str(f.name) for f in (photo.image, photo.thumbnail, job.result_image, job.result_thumbnail) if f]
+    # The victim's API key, webhook endpoint (its secret) and a logged delivery.
+    from editor.services.api_keys import api_key_create
+    from editor.services.webhooks import webhook_endpoint_create, webhook_send_test
+
+    key = api_key_create(user=user, name=f"key {token}", scopes=["edits:read", "edits:write"])
+    endpoint, webhook_secret = webhook_endpoint_create(user=user, url=f"https://{token}.example.com/hook",
+                                                       events=["edit.succeeded"])
+    delivery_id = webhook_send_test(user=user, endpoint_id=endpoint.pk)
     # Storage keys, and the bare file names (what a presigned URL or Content-Disposition would carry).
-    secrets = [token, *files, *[name.rsplit("/", 1)[1] for name in files]]
-    return Victim(user=user, job=job, failed_job=failed, photo=photo, secrets=secrets, files=files)
+    secrets = [token, *files, *[name.rsplit("/", 1)[1] for name in files], key.plaintext, webhook_secret]
+    return Victim(user=user, job=job, failed_job=failed, photo=photo, secrets=secrets, files=files,
+                  api_key_id=key.key.pk, webhook_id=endpoint.pk, delivery_id=delivery_id)
