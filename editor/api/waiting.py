@@ -4,8 +4,9 @@ The API runs under an ASGI server (uvicorn; docs/api.md says why), so a waiting 
 subscribes to the edit's Redis channel (editor/events.py publishes there once the final state commits), checks
 the database once after subscribing (the edit may have finished before), and then sleeps on the socket. It looks
 at the database again every RECHECK_SECONDS in case a message was lost, and polls once a second if Redis is down.
-Database work runs on a small shared thread pool and gives its connection back at once (`run_sync`), so a
-waiting request holds neither a thread of that pool nor a database connection.
+Database work runs through `run_sync`: in the request's own thread (Django's thread-sensitive mode, where the ORM
+is safe), closing its connection afterwards, so a waiting request holds no database connection and no thread is
+busy for it.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ T = TypeVar("T")
 
 
 def run_sync(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """`func` on the event loop's default (bounded) thread pool, its database connection closed afterwards, so
-    no connection stays open while a request waits."""
+    """`func` as Django runs sync code from async (thread-sensitive: the request's own thread, one call at a time),
+    its database connection closed afterwards, so no connection stays open while a request waits."""
 
     def call_and_release(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
@@ -39,7 +40,7 @@ def run_sync(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
             if not connection.in_atomic_block:
                 connection.close()
 
-    return sync_to_async(call_and_release, thread_sensitive=False)
+    return sync_to_async(call_and_release, thread_sensitive=True)
 
 
 def parse_prefer_wait(prefer: str | None) -> int:
