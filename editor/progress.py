@@ -4,6 +4,7 @@ labels) and the progress bar's estimate. The job page hands the bar's constants 
 from __future__ import annotations
 
 import enum
+import math
 
 from editor.models import EditJob
 
@@ -48,12 +49,7 @@ PHASE_LABELS = {
     Phase.EXPIRED: "The edit timed out",
 }
 
-# The bar: 2 % before the provider has the job, then 5 % + 90 % of running time / expected time, never above 95 %
-# before the end (an overdue job creeps towards it), 97 % while saving. job.js advances it between polls with the
-# same numbers (bar_constants()).
-FRACTION_BEFORE_SUBMIT = 0.02
-FRACTION_START = 0.05
-FRACTION_SPAN = 0.9
+# The bar never shows 100 % before the end (an overdue edit creeps towards the cap), 97 % while saving.
 FRACTION_CAP = 0.95
 FRACTION_SAVING = 0.97
 
@@ -73,13 +69,33 @@ def phase_of(*, state: str, provider_status: str) -> Phase:
     return Phase.QUEUED
 
 
-def running_fraction(*, running_seconds: float, expected_seconds: float) -> float:
-    """The estimate while the provider works on the job."""
+# The bar over the whole wait (submit to stored): from WAIT_START it reaches WAIT_LATE when the usual wait has
+# passed, then creeps towards FRACTION_CAP (never a jump, never 100 % before the end). job.js uses the same numbers.
+WAIT_START = 0.03
+WAIT_LATE = 0.9
+
+
+def wait_fraction(*, elapsed_seconds: float, expected_seconds: float) -> float:
+    """The bar for an edit waited on for `elapsed_seconds` when edits usually take `expected_seconds`."""
     if expected_seconds <= 0:
-        return 0.5
-    return min(FRACTION_CAP, FRACTION_START + FRACTION_SPAN * running_seconds / expected_seconds)
+        return WAIT_START
+    ratio = max(0.0, elapsed_seconds) / expected_seconds
+    if ratio <= 1:
+        return WAIT_START + (WAIT_LATE - WAIT_START) * ratio
+    return WAIT_LATE + (FRACTION_CAP - WAIT_LATE) * (1 - math.exp(-(ratio - 1)))
+
+
+def late_reason(*, phase: Phase, edits_ahead: int, provider_errors: int) -> str:
+    """Why an edit is taking longer than usual, when we know (words for the person)."""
+    if provider_errors:
+        return "the editing service is not answering right now; we keep trying"
+    if phase == Phase.QUEUED and edits_ahead:
+        return f"{edits_ahead} edit{'' if edits_ahead == 1 else 's'} ahead of yours"
+    if phase == Phase.PROCESSING:
+        return "the editing service is slower than usual right now"
+    return ""
 
 
 def bar_constants() -> dict[str, float]:
-    """What static/js/job.js needs to move the bar between polls."""
-    return {"start": FRACTION_START, "span": FRACTION_SPAN, "cap": FRACTION_CAP}
+    """What static/js/job.js needs to move the bar between polls (wait_fraction's numbers)."""
+    return {"start": WAIT_START, "late": WAIT_LATE, "cap": FRACTION_CAP}

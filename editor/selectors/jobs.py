@@ -11,13 +11,13 @@ from django.utils import timezone
 from editor.models import CreditEntry, EditJob
 from editor.progress import (
     FAILED_PHASES,
-    FRACTION_BEFORE_SUBMIT,
     FRACTION_SAVING,
     Phase,
+    late_reason,
     phase_of,
-    running_fraction,
+    wait_fraction,
 )
-from editor.provider_time import expected_provider_seconds
+from editor.provider_time import expected_wait_seconds
 from editor.selectors.gallery import parse_uuid
 
 if TYPE_CHECKING:
@@ -64,25 +64,39 @@ _PHASE_SQL = _phase_sql()  # names from the model, values always parameters
 
 def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
     """Live status for the page: phase (queued/processing/saving/done/failed/expired), an honest time estimate and
-    whether the person was charged. The caller has already checked the job belongs to the viewer."""
+    whether the person was charged. The caller has already checked the job belongs to the viewer.
+
+    The estimate is the whole wait (submit to stored) of our own recent edits with this provider
+    (provider_time.expected_wait_seconds), so queueing, submit, polling and saving count. Once it has passed, the
+    page says so plainly, with the reason when we know it (edits ahead in the queue, the provider slow or not
+    answering)."""
     now = timezone.now()
     phase = phase_of(state=job.state, provider_status=job.provider_status)
-    expected = expected_provider_seconds()
+    expected = expected_wait_seconds()
     end = job.finished_at or now
     elapsed = max(0.0, (end - job.created_at).total_seconds())
     running_for = max(0.0, (end - (job.submitted_at or job.created_at)).total_seconds())
+    running = phase in (Phase.QUEUED, Phase.PROCESSING)
     if phase == Phase.DONE:
         fraction = 1.0
     elif phase in FAILED_PHASES:
         fraction = 0.0
     elif phase == Phase.SAVING:
-        fraction = FRACTION_SAVING
-    elif phase == Phase.QUEUED and job.submitted_at is None:
-        fraction = FRACTION_BEFORE_SUBMIT
+        fraction = max(FRACTION_SAVING, wait_fraction(elapsed_seconds=elapsed, expected_seconds=expected))
     else:
         # static/js/job.js advances the bar between polls with this same estimate (the poll answers 204 while the
         # phase is unchanged).
-        fraction = running_fraction(running_seconds=running_for, expected_seconds=expected)
+        fraction = wait_fraction(elapsed_seconds=elapsed, expected_seconds=expected)
+    reason = ""
+    if running:
+        # Asked when the panel is rendered (a phase change), so the note is ready when job.js shows it.
+        ahead = 0
+        if phase == Phase.QUEUED:
+            ahead = EditJob.objects.filter(
+                state__in=EditJob.IN_FLIGHT_STATES, created_at__lt=job.created_at
+            ).exclude(pk=job.pk).count()
+        errors = job.poll_errors or (job.submit_attempts > 1 and job.state == State.CREATED)
+        reason = late_reason(phase=phase, edits_ahead=ahead, provider_errors=int(errors))
     not_charged = (
         phase in FAILED_PHASES
         and CreditEntry.objects.filter(job_id=job.pk, kind=CreditEntry.Kind.REFUND).exists()
@@ -93,11 +107,15 @@ def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
         "phase": phase,
         "final": job.is_final,
         "expected_seconds": round(expected, 1),
+        # What the page says: whole seconds, never "about 0 s".
+        "expected_display": max(1, round(expected)),
         "elapsed_seconds": round(elapsed, 1),
         "running_seconds": round(running_for, 1),
-        # The bar follows running time (job.js keeps it moving); queued-before-submit and saving hold still.
-        "estimating": phase in (Phase.QUEUED, Phase.PROCESSING) and job.submitted_at is not None and expected > 0,
-        "remaining_seconds": round(max(0.0, expected - running_for), 1) if not job.is_final else 0.0,
+        # The bar follows the whole wait (job.js keeps it moving); saving holds still.
+        "estimating": running and expected > 0,
+        "late": running and elapsed > expected,
+        "late_reason": reason,
+        "remaining_seconds": round(max(0.0, expected - elapsed), 1) if not job.is_final else 0.0,
         "fraction": round(fraction, 3),
         "not_charged": not_charged,
         "error": job.error_detail if phase in FAILED_PHASES else "",

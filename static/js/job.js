@@ -49,10 +49,14 @@
     var bar = panel.querySelector("progress");
     var expected = parseFloat(panel.dataset.expected);
     if (bar && estimate && panel.dataset.estimating !== undefined && expected > 0) {
-      var running = parseFloat(panel.dataset.runningFor) + since;
-      var percent = Math.round(100 * Math.min(estimate.cap, estimate.start + estimate.span * running / expected));
-      bar.value = percent;
-      bar.textContent = percent + "%";
+      // editor/progress.py wait_fraction: the whole wait, up to `late` at the usual time, then creeping to `cap`.
+      var ratio = (parseFloat(panel.dataset.elapsed) + since) / expected;
+      var fraction = ratio <= 1 ? estimate.start + (estimate.late - estimate.start) * ratio
+        : estimate.late + (estimate.cap - estimate.late) * (1 - Math.exp(1 - ratio));
+      var percent = Math.round(100 * fraction);
+      if (percent > bar.value) { bar.value = percent; bar.textContent = percent + "%"; }
+      var late = panel.querySelector("[data-testid=late-note]");
+      if (late && ratio > 1) late.hidden = false;
     }
   }, 1000);
 })();

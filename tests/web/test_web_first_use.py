@@ -303,3 +303,62 @@ def test_site_name_and_domain_come_from_settings(client: Client, settings: Any) 
     assert "Hello from Atelier Nord" in mail.outbox[-1].body  # (the subject prefix is made from SITE_NAME at start-up)
     page = client.get(reverse("account_login")).content.decode()
     assert "· Atelier Nord</title>" in page and "Fashion AI Studio" not in page
+
+
+def _finished_jobs_taking(user: Any, seconds: float, count: int = 5) -> None:
+    """Recent successful edits of the configured provider that took `seconds` from submit to stored."""
+    from datetime import timedelta
+
+    from django.conf import settings as conf
+    from django.utils import timezone
+
+    origin = conf.FASHION_AI_BASE_URL.rsplit("/v1", 1)[0]
+    for _ in range(count):
+        job = make_job(user, with_result=False)
+        end = timezone.now() - timedelta(minutes=1)
+        EditJob.objects.filter(pk=job.pk).update(
+            created_at=end - timedelta(seconds=seconds), finished_at=end, inference_time=0.2,
+            provider_metrics={"total_time": 0.2}, status_url=f"{origin}/v2/requests/{job.pk}")
+
+
+@pytest.mark.smoke
+def test_progress_estimates_the_whole_wait_and_says_when_it_is_late(make_user: Any) -> None:
+    """Issue 14 item 2: the estimate used the provider's compute time (0.2 s here), so the page said "about 0 s in
+    all" and the bar sat at 95 %; it must be the whole wait of our own recent edits, and say plainly when late."""
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    cache.clear()
+    user = make_user()
+    _finished_jobs_taking(user, 12.0)
+    client = client_for(user)
+    job = make_job(user, state=EditJob.State.SUBMITTED, with_result=False)
+    now = timezone.now()
+    EditJob.objects.filter(pk=job.pk).update(provider_status="PROCESSING", created_at=now - timedelta(seconds=3),
+                                             submitted_at=now - timedelta(seconds=2))
+    html = client.get(reverse("editor:job_detail", kwargs={"pk": job.pk})).content.decode()
+    words = text_of(html)
+    assert "about 0 s" not in words and "usually about 12 s" in words
+    percent = int(re.search(r"(\d+)%", words.split("usually about 12 s", 1)[1]).group(1))
+    assert 15 <= percent <= 40, percent  # 3 s of about 12 s
+    # Not late yet: the note is there for job.js to show once the usual time has passed, hidden until then.
+    assert re.search(r'<p[^>]*data-testid="late-note" hidden', html)
+
+    EditJob.objects.filter(pk=job.pk).update(created_at=now - timedelta(seconds=40))
+    html = client.get(reverse("editor:job_detail", kwargs={"pk": job.pk})).content.decode()
+    late = re.search(r'<p[^>]*data-testid="late-note"[^>]*>(.*?)</p>', html, re.S)
+    assert late and "hidden" not in late.group(0)
+    assert "Taking longer than usual" in late.group(1) and "slower than usual" in late.group(1)
+    percent = int(re.search(r'<progress[^>]*value="(\d+)"', html).group(1))
+    assert 90 <= percent < 97, percent  # creeping, not pinned at the cap
+
+    # Waiting in the queue behind other edits: the note says how many.
+    EditJob.objects.filter(pk=job.pk).update(provider_status="QUEUED")
+    for _ in range(3):
+        ahead = make_job(make_user(), state=EditJob.State.SUBMITTED, with_result=False)
+        EditJob.objects.filter(pk=ahead.pk).update(created_at=now - timedelta(seconds=60))
+    html = client.get(reverse("editor:job_detail", kwargs={"pk": job.pk})).content.decode()
+    late = re.search(r'<p[^>]*data-testid="late-note"[^>]*>(.*?)</p>', html, re.S)
+    assert late and "3 edits ahead of yours" in late.group(1)

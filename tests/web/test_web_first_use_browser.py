@@ -120,3 +120,31 @@ def test_a_form_error_keeps_the_photo_and_says_what_to_fix(
     page.wait_for_url(re.compile(r"/edits/[0-9a-f-]{36}/$"))
     photo = Photo.objects.get(owner=user)
     assert EditJob.objects.get(owner=user).photo_id == photo.pk
+
+
+def test_the_page_says_it_is_late_without_a_reload(page: Any, live_server: Any, make_user: Any) -> None:
+    """Issue 14 item 2: while the poll answers "unchanged", job.js shows the late note once the usual wait passed,
+    and the bar creeps instead of sitting at 95 %."""
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from tests.web.test_web_first_use import _finished_jobs_taking
+
+    cache.clear()
+    base = live_server.url
+    user = make_user()
+    _finished_jobs_taking(user, 3.0)
+    job = running_charged_job(user, created_at=timezone.now() - timedelta(seconds=1),
+                              submitted_at=timezone.now() - timedelta(seconds=1))
+    log_in(page, base, user)
+    page.goto(f"{base}/edits/{job.pk}/")
+    page.evaluate("window.__noReload = true")
+    assert "usually about 3 s" in page.get_by_test_id("elapsed").inner_text()
+    note = page.get_by_test_id("late-note")
+    assert not note.is_visible()
+    note.wait_for(state="visible", timeout=10_000)
+    assert "slower than usual" in note.inner_text()
+    assert 90 <= page.evaluate("document.querySelector('progress').value") < 96
+    assert page.evaluate("window.__noReload") is True
