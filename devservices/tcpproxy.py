@@ -24,6 +24,10 @@ class TcpProxy:
         self._trigger: tuple[bytes, int] | None = None
         self._seen = 0
         self.tripped = False
+        self._drop_trigger: tuple[bytes, int] | None = None
+        self._drop_seen = 0
+        self._muted: set[socket.socket] = set()  # upstream sockets whose answer is never delivered
+        self.dropped = 0
 
     def url(self, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}"
@@ -72,6 +76,12 @@ class TcpProxy:
         before it reaches the service: a fault between two steps of one task."""
         self._trigger, self._seen, self.tripped = (prefix, nth), 0, False
 
+    def drop_answer_to(self, prefix: bytes, *, nth: int = 1) -> None:
+        """The nth client request starting with `prefix` reaches the service whole, but its answer never comes
+        back: the client's connection is reset the moment the service starts answering. The ambiguous case: the
+        client cannot tell whether its request was received."""
+        self._drop_trigger, self._drop_seen = (prefix, nth), 0
+
     def restore(self) -> None:
         if self._listener is None:
             self.start()
@@ -105,6 +115,17 @@ class TcpProxy:
                         self._trigger, self.tripped = None, True
                         self.cut()
                         return
+                if from_client and self._drop_trigger and data.startswith(self._drop_trigger[0]):
+                    self._drop_seen += 1
+                    if self._drop_seen >= self._drop_trigger[1]:
+                        self._drop_trigger = None
+                        self._muted.add(dst)
+                if not from_client and src in self._muted:
+                    self._muted.discard(src)
+                    self.dropped += 1
+                    with contextlib.suppress(OSError):  # RST, not FIN: the client sees a reset connection
+                        dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    return
                 dst.sendall(data)
         except OSError:
             pass

@@ -121,16 +121,23 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
         """Async submit: answers at once with the request id and absolute status/response URLs."""
         key = api_key(request)
         service.check_model(slug)
-        job = await service.submit(key=key, body=await submit_body(request))
+        job, replayed = await service.submit(
+            key=key, body=await submit_body(request), idempotency_key=request.headers.get("idempotency-key")
+        )
         body = service.submitted_body(job, base_url=base_url(request))
-        return JSONResponse(body, headers=service.credit_headers(key))
+        headers = service.credit_headers(key)
+        if replayed:
+            headers["idempotent-replayed"] = "true"
+        return JSONResponse(body, headers=headers)
 
     @app.post("/v1/{slug}", tags=["fashion-ai"], openapi_extra=submit_doc, response_class=Response)
     async def run_sync(slug: str, request: Request) -> Response:
         """Sync: waits for the edit and answers with the PNG image itself (FAILED -> 422 JSON)."""
         key = api_key(request)
         service.check_model(slug)
-        job = await service.submit(key=key, body=await submit_body(request))
+        job, _replayed = await service.submit(
+            key=key, body=await submit_body(request), idempotency_key=request.headers.get("idempotency-key")
+        )
         try:
             await asyncio.wait_for(job.done.wait(), SYNC_TIMEOUT)
         except TimeoutError:

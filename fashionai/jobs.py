@@ -35,6 +35,9 @@ class Job:
     inference_time: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     simulate_failure: bool = False
+    # Ours, optional: the (API key, Idempotency-Key) this job was created under, and its body's fingerprint.
+    idempotency: tuple[str, str] | None = None
+    fingerprint: str = ""
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -43,6 +46,9 @@ class JobStore:
         self.retention = retention
         self._jobs: dict[str, Job] = {}
         self._by_output: dict[str, Job] = {}
+        # (API key, Idempotency-Key) -> the job made under it. A key lives exactly as long as its job: until the
+        # retention window after the job finished.
+        self._by_idempotency: dict[tuple[str, str], Job] = {}
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -50,6 +56,12 @@ class JobStore:
     def add(self, job: Job) -> None:
         self._jobs[job.id] = job
         self._by_output[job.output_name] = job
+        if job.idempotency is not None:
+            self._by_idempotency[job.idempotency] = job
+
+    def get_by_idempotency(self, api_key: str, idempotency_key: str) -> Job | None:
+        job = self._by_idempotency.get((api_key, idempotency_key))
+        return None if job is None else self.get(job.id)
 
     def get(self, job_id: str) -> Job | None:
         job = self._jobs.get(job_id)
@@ -95,6 +107,8 @@ class JobStore:
     def _forget(self, job: Job) -> None:
         self._jobs.pop(job.id, None)
         self._by_output.pop(job.output_name, None)
+        if job.idempotency is not None:
+            self._by_idempotency.pop(job.idempotency, None)
         try:
             os.unlink(job.output_path)
         except FileNotFoundError:

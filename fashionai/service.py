@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import hashlib
 import hmac
+import json
 import logging
 import math
 import random
@@ -32,6 +34,21 @@ log = logging.getLogger("fashionai")
 
 MODEL_SLUG = "fashion-ai"
 COST_PER_JOB = 1
+
+
+IDEMPOTENCY_CONFLICT = "This Idempotency-Key was already used with a different request body"
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def check_idempotency_key(value: str) -> None:
+    if not 0 < len(value) <= MAX_IDEMPOTENCY_KEY or not value.isascii() or not value.isprintable():
+        raise ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+
+
+def body_fingerprint(body: SubmitBody) -> str:
+    """The parsed body's hash: the same request re-serialised (key order, whitespace) is the same request."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class ApiError(Exception):
@@ -79,6 +96,9 @@ class Service:
         self.timers: dict[str, asyncio.TimerHandle] = {}  # job id -> pending --delay timer
         self.recent_times: collections.deque[float] = collections.deque(maxlen=50)
         self.previews = 0  # previews being computed now (bounded: they share the engine workers with jobs)
+        self.engine_runs = 0  # jobs handed to the engine since start (health; tests count duplicate runs)
+        # (API key, Idempotency-Key) -> (body fingerprint, set when that first submit has answered)
+        self.idempotency_pending: dict[tuple[str, str], tuple[str, asyncio.Event]] = {}
 
     # -------------------------------------------------------------------------------------------- lifecycle
 
@@ -118,6 +138,7 @@ class Service:
             if job.simulate_failure:
                 outcome: dict[str, Any] = {"ok": False, "error": "Simulated failure (--fail-rate)"}
             else:
+                self.engine_runs += 1
                 outcome = await self.pool.run(
                     data, job.prompt, job.clothing, job.output_path, self.settings.max_image_pixels
                 )
@@ -231,7 +252,43 @@ class Service:
         except images.ImageError as exc:
             raise ApiError(400, str(exc)) from None
 
-    async def submit(self, *, key: str, body: SubmitBody) -> Job:
+    async def submit(self, *, key: str, body: SubmitBody, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """A new job, or with an `Idempotency-Key` (ours) the job first made under it: (job, replayed).
+
+        The same key with the same body returns the first job (no second charge, no second engine run), with
+        another body it is 409. While the first submit is still fetching its image a second one waits for it, so
+        two racing retries make one job."""
+        if idempotency_key is None:
+            return await self._submit_new(key=key, body=body), False
+        check_idempotency_key(idempotency_key)
+        slot = (key, idempotency_key)
+        fingerprint = body_fingerprint(body)
+        while True:
+            pending = self.idempotency_pending.get(slot)
+            if pending is not None:
+                if pending[0] != fingerprint:
+                    raise ApiError(409, IDEMPOTENCY_CONFLICT)
+                await pending[1].wait()
+                continue
+            first = self.store.get_by_idempotency(key, idempotency_key)
+            if first is None:
+                break
+            if first.fingerprint != fingerprint:
+                raise ApiError(409, IDEMPOTENCY_CONFLICT)
+            return first, True
+        done = asyncio.Event()
+        self.idempotency_pending[slot] = (fingerprint, done)
+        try:
+            job = await self._submit_new(key=key, body=body, idempotency=slot, fingerprint=fingerprint)
+        finally:
+            # A refused first submit (400, 429...) leaves no key behind: a retry is a fresh attempt.
+            del self.idempotency_pending[slot]
+            done.set()
+        return job, False
+
+    async def _submit_new(
+        self, *, key: str, body: SubmitBody, idempotency: tuple[str, str] | None = None, fingerprint: str = ""
+    ) -> Job:
         self.check_rate(key)
         self.check_credits(key)
         self._reserve_slot(key)
@@ -249,6 +306,8 @@ class Service:
             api_key=key,
             output_path="",
             simulate_failure=self.fail_rng.random() < self.settings.fail_rate,
+            idempotency=idempotency,
+            fingerprint=fingerprint,
         )
         assert self.outputs is not None, "submit before start"
         job.output_path = self.outputs.file(job.output_name)
@@ -353,4 +412,5 @@ class Service:
             "queued": self.queue.qsize(),
             "queued_bytes": self.queued_bytes,
             "jobs": self.store.counts(),
+            "engine_runs": self.engine_runs,
         }

@@ -425,6 +425,12 @@ require(not C2PA_TRUST_ANCHORS_FILE or os.path.isfile(C2PA_TRUST_ANCHORS_FILE),
 # Draw a visible "AI-edited" label into every stored result (so into downloads too), before it is signed.
 RESULT_AI_MARK = env_bool("RESULT_AI_MARK", False)
 
+# Use our own service's extensions to Segmind's protocol (docs/fashionai.md "Ours"): an Idempotency-Key per job, so
+# an unanswered submit is sent again instead of failed. Segmind's cloud has none of them: off with a Segmind key.
+FASHION_AI_EXTENSIONS = env_bool(
+    "FASHION_AI_EXTENSIONS", not SEGMIND_API_KEY and "segmind.com" not in FASHION_AI_BASE_URL
+)
+
 # --- Edit job polling (editor/polling.py). Every timing is a setting so tests can run them fast.
 # Densest poll interval, used near a job's expected finish: how late we may see COMPLETED.
 POLL_MIN_INTERVAL_SECONDS = env_float("POLL_MIN_INTERVAL_SECONDS", 1.0, positive=True, unit="seconds")

@@ -13,7 +13,8 @@ generations helpers ignore `base_url`, so they are never called. Every answer be
     NOT_FOUND   404: unknown model or request (expired after the provider's retention): expire, refund
     RETRY       429, 5xx, or a network error on a call that is safe to repeat: back off, try again
     AMBIGUOUS   submit sent but no answer (read timeout, dropped connection, 504): it may have been accepted
-                and billed; there is no idempotency key, so it must not be blindly resubmitted
+                and billed. Segmind has no idempotency key, so there it must not be blindly resubmitted; our own
+                service honours the `Idempotency-Key` sent with FASHION_AI_EXTENSIONS, so there it is safe
     REJECTED    400/403/other 4xx: this request will never work
     NO_CREDITS  406: our provider account is out of credits (operator alert)
     UNAUTHORIZED 401: our key is rejected (operator alert)
@@ -106,6 +107,12 @@ _client: SegmindClient | None = None
 _client_key: tuple[Any, ...] | None = None
 
 
+def _add_extension_headers(request: httpx.Request) -> None:
+    # The SDK's submit_async() takes model parameters only; our extensions travel as headers set per call.
+    for name, value in (getattr(_state, "extra_headers", None) or {}).items():
+        request.headers[name] = value
+
+
 def _remember_response(response: httpx.Response) -> None:
     # SegmindError keeps only status and detail; the hook keeps the headers (Retry-After) for this thread.
     _state.last_headers = dict(response.headers)
@@ -129,6 +136,7 @@ def get_client() -> SegmindClient:
                     base_url=settings.FASHION_AI_BASE_URL,
                     timeout=settings.FASHION_AI_TIMEOUT_SECONDS,
                 )
+                client._client.event_hooks["request"].append(_add_extension_headers)
                 client._client.event_hooks["response"].append(_remember_response)
                 _client, _client_key = client, key
     assert _client is not None
@@ -160,9 +168,13 @@ def job_handle(*, request_id: str, status_url: str, response_url: str) -> AsyncJ
 # ------------------------------------------------------------------------------------------------ calls
 
 
-def submit(*, image: str, prompt: str, clothing: str) -> ProviderAnswer:
-    """POST /v2/{model}. OK carries request_id, status_url and response_url in `body`."""
+def submit(*, image: str, prompt: str, clothing: str, idempotency_key: str = "") -> ProviderAnswer:
+    """POST /v2/{model}. OK carries request_id, status_url and response_url in `body`.
+
+    With `idempotency_key` (only with FASHION_AI_EXTENSIONS) the submit carries `Idempotency-Key`: sending it again
+    after an AMBIGUOUS answer returns the first job instead of making (and billing) a second one."""
     _state.last_headers = {}
+    _state.extra_headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     try:
         job = get_client().submit_async(settings.FASHION_AI_MODEL, image=image, prompt=prompt, clothing=clothing)
     except SegmindError as exc:
@@ -173,6 +185,8 @@ def submit(*, image: str, prompt: str, clothing: str) -> ProviderAnswer:
     except (httpx.HTTPError, ValueError) as exc:
         # Sent (perhaps received and billed) but no answer, or an unreadable one.
         return ProviderAnswer(Outcome.AMBIGUOUS, detail=_describe(exc), network=True)
+    finally:
+        _state.extra_headers = {}
     body = {"request_id": job.request_id, "status_url": job.status_url, "response_url": job.response_url}
     return ProviderAnswer(Outcome.OK, body=body, http_status=200)
 

@@ -82,7 +82,9 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
             job_id=job.pk, error_code="photo_unreadable", error_detail="The photo is missing from storage."
         )
         return DONE
-    answer = fashion_ai.submit(image=image, prompt=job.prompt, clothing=job.clothing)
+    answer = fashion_ai.submit(
+        image=image, prompt=job.prompt, clothing=job.clothing, idempotency_key=provider_idempotency_key(job.pk)
+    )
     if answer.ok:
         first = next_poll_delay(age=0.0, expected=expected_provider_seconds(), policy=poll_policy())
         if edit_job_mark_submitted(
@@ -96,10 +98,17 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
         log.warning("job %s left CREATED while being submitted (request %s)", job.pk, answer.body["request_id"])
         return DONE
     _record_error(answer, job_id=job.pk, call="submit")
-    if answer.outcome is Outcome.RETRY:
+    if answer.outcome is Outcome.RETRY or (answer.outcome is Outcome.AMBIGUOUS and settings.FASHION_AI_EXTENSIONS):
+        # Unanswered submits are safe to send again only with the idempotency key: the provider returns the job
+        # it may already have made.
         return _retry_submit(job, detail=f"Waiting for the provider: {answer.detail}", retry_after=answer.retry_after)
     _fail_for(answer, job_id=job.pk, call="submit")
     return DONE
+
+
+def provider_idempotency_key(job_id: JobId) -> str:
+    """The job's one key at the provider (our extension; empty for Segmind's cloud, which has none)."""
+    return f"fashion-studio-edit-{job_id}" if settings.FASHION_AI_EXTENSIONS else ""
 
 
 def _retry_submit(job: EditJob, *, detail: str, retry_after: float | None) -> NextStep:

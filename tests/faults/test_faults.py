@@ -15,6 +15,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from django.db import connection
 
@@ -235,4 +236,30 @@ def test_s3_failing_between_result_and_thumbnail_leaves_no_orphan(celery_worker_
     finally:
         proxy.cut()
     assert [j.state for j in done] == ["succeeded"]
+    assert_consistent(users)
+
+
+def test_submit_answer_lost_then_sent_again_runs_once_and_charges_once(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    """The submit reaches the provider, which makes the job, but the answer is lost (connection reset): the worker
+    cannot tell whether it was received. It sends the submit again under the job's Idempotency-Key and gets the
+    first job back: one engine run at the provider, one charge and no refund here."""
+    with run_fashionai(delay=0.5, api_keys="test-key:10") as fai:
+        proxy = TcpProxy(fai.port).start()
+        try:
+            proxied = type("Proxied", (), {"base_url": f"{proxy.url()}/v1", "api_key": fai.api_key})()
+            proxy.drop_answer_to(b"POST /v2/", nth=1)
+            worker = celery_worker_factory(fashionai=proxied)
+            users = [funded_user(3)]
+            photos = {u.pk: make_photo(u) for u in users}
+            ids = submit(users, photos, 1)
+            done = wait_final(ids, timeout=60, worker=worker)
+        finally:
+            proxy.cut()
+        health = httpx.get(f"{fai.root_url}/health").json()
+    assert proxy.dropped == 1
+    assert ProviderError.objects.filter(job_id__in=ids, detail__startswith="submit:", kind="network").count() == 1
+    assert [j.state for j in done] == ["succeeded"]
+    assert health["engine_runs"] == 1 and sum(health["jobs"].values()) == 1, health
     assert_consistent(users)
