@@ -28,3 +28,11 @@ def enqueue_task(task: str, *args: str) -> None:
         ACCOUNT_TASKS[task].delay(*args)
     except Exception:
         log.warning("could not enqueue %s; it is retried by its sweep", task, exc_info=True)
+
+
+def enqueue_provider_cancel(*, request_id: str, status_url: str) -> None:
+    """Ask the provider (ours only) to stop a request nobody will collect; best effort."""
+    try:
+        dispatch_step("", NextStep(cancel=(request_id, status_url)))
+    except Exception:  # the broker is down: the provider's start deadline still bounds the waste
+        log.warning("could not enqueue the cancel of provider request %s", request_id, exc_info=True)

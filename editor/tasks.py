@@ -16,7 +16,10 @@ from editor.services.job_steps import NextStep
 from editor.services.photos import photos_delete_unused
 
 
-def dispatch_step(job_id: str, step: NextStep) -> None:
+def dispatch_step(job_id: str, step: NextStep, *, attempt: int = 0) -> None:
+    if step.cancel is not None:
+        request_id, status_url = step.cancel
+        cancel_provider_request.apply_async(args=(request_id, status_url, attempt + 1), countdown=step.countdown)
     if step.task is None:
         # The job may have just ended: its owner may want an email (one narrow query; the sweep is the safety net).
         if notifications.edit_job_email_wanted(job_id=str(job_id)):
@@ -39,6 +42,12 @@ def poll_edit_job(job_id: str) -> None:
 @shared_task(name="editor.tasks.finish_edit_job", ignore_result=True)
 def finish_edit_job(job_id: str) -> None:
     dispatch_step(job_id, job_steps.edit_job_run_finish(job_id=job_id))
+
+
+@shared_task(name="editor.tasks.cancel_provider_request", ignore_result=True)
+def cancel_provider_request(request_id: str, status_url: str, attempt: int = 1) -> None:
+    step = job_steps.provider_request_cancel(request_id=request_id, status_url=status_url, attempt=attempt)
+    dispatch_step("", step, attempt=attempt)
 
 
 @shared_task(name="editor.tasks.sweep_edit_jobs", ignore_result=True)

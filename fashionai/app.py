@@ -21,9 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fashionai.config import Settings
 from fashionai.fetch import Resolver, system_resolve
-from fashionai.jobs import FAILED
+from fashionai.jobs import FAILED, Job
 from fashionai.schemas import BodyError, PreviewBody, SubmitBody, openapi_body, parse_preview, parse_submit
-from fashionai.service import ApiError, Service, retry_headers
+from fashionai.service import EXTENSIONS_HEADER, ApiError, Service, parse_start_deadline, retry_headers
 from fashionai.streams import TooLarge, read_capped
 
 log = logging.getLogger("fashionai")
@@ -122,7 +122,10 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
         key = api_key(request)
         service.check_model(slug)
         job, replayed = await service.submit(
-            key=key, body=await submit_body(request), idempotency_key=request.headers.get("idempotency-key")
+            key=key,
+            body=await submit_body(request),
+            idempotency_key=request.headers.get("idempotency-key"),
+            start_within=parse_start_deadline(request.headers.get("x-start-deadline")),
         )
         body = service.submitted_body(job, base_url=base_url(request))
         headers = service.credit_headers(key)
@@ -136,7 +139,10 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
         key = api_key(request)
         service.check_model(slug)
         job, _replayed = await service.submit(
-            key=key, body=await submit_body(request), idempotency_key=request.headers.get("idempotency-key")
+            key=key,
+            body=await submit_body(request),
+            idempotency_key=request.headers.get("idempotency-key"),
+            start_within=parse_start_deadline(request.headers.get("x-start-deadline")),
         )
         try:
             await asyncio.wait_for(job.done.wait(), SYNC_TIMEOUT)
@@ -153,19 +159,49 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
         if settings.status_delay:  # a slow provider: the answer (and the connection) is held this long
             await asyncio.sleep(settings.status_delay)
 
+    def wait_seconds(request: Request) -> float | None:
+        raw = request.query_params.get("wait")
+        if raw is None:
+            return None
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise ApiError(400, "wait must be a number of seconds") from None
+        if not 0 <= seconds <= 3600:
+            raise ApiError(400, "wait must be between 0 and 3600 seconds")
+        return seconds
+
+    async def polled_job(request_id: str, request: Request) -> Job:
+        key = api_key(request)
+        wait = wait_seconds(request)
+        await _held()
+        job = service.job_for(
+            key=key, request_id=request_id, gone_is_410=request.headers.get(EXTENSIONS_HEADER) is not None
+        )
+        await service.wait_for(job, wait)
+        return job
+
     @app.get("/v2/requests/{request_id}/status", tags=["requests"])
     async def request_status(request_id: str, request: Request) -> JSONResponse:
-        key = api_key(request)
-        await _held()
-        status, body = service.status_body(service.job_for(key=key, request_id=request_id), base_url=base_url(request))
-        return JSONResponse(body, status_code=status)
+        job = await polled_job(request_id, request)
+        status, body = service.status_body(job, base_url=base_url(request))
+        return JSONResponse(body, status_code=status, headers=service.poll_headers(job))
 
     @app.get("/v2/requests/{request_id}", tags=["requests"])
     async def request_result(request_id: str, request: Request) -> JSONResponse:
+        job = await polled_job(request_id, request)
+        status, body = service.result_body(job, base_url=base_url(request))
+        return JSONResponse(body, status_code=status, headers=service.poll_headers(job))
+
+    @app.post("/v2/requests/{request_id}/cancel", tags=["requests"])
+    async def request_cancel(request_id: str, request: Request) -> JSONResponse:
+        """Ours: cancel a QUEUED or PROCESSING request (it ends FAILED, error_code `cancelled`, refunded). A
+        request that has already finished answers 409 with its status body."""
         key = api_key(request)
-        await _held()
-        status, body = service.result_body(service.job_for(key=key, request_id=request_id), base_url=base_url(request))
-        return JSONResponse(body, status_code=status)
+        job = service.job_for(key=key, request_id=request_id, gone_is_410=True)
+        cancelled = service.cancel(job) or job.error_code == "cancelled"
+        _status, body = service.status_body(job, base_url=base_url(request))
+        return JSONResponse(body, status_code=200 if cancelled else 409)
 
     @app.get("/v1/requests/{request_id}", tags=["requests"])
     async def request_result_v1(request_id: str, request: Request) -> JSONResponse:

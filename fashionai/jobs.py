@@ -7,6 +7,7 @@ provider's queue losing its results: the site treats the resulting 404 as an exp
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import secrets
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
 TERMINAL = (COMPLETED, FAILED)
+MAX_TOMBSTONES = 200_000  # ~100 bytes each
 
 
 @dataclass
@@ -32,6 +34,11 @@ class Job:
     finished: float | None = None
     expires_at: float | None = None
     error: str | None = None
+    # Ours: why a FAILED job failed (fashionai/service.py FAILURE_CODES) and whether submitting it again may work.
+    error_code: str | None = None
+    started: float | None = None  # monotonic time the engine took it
+    start_by: float | None = None  # ours: fail it (start_deadline_exceeded) if still QUEUED at this monotonic time
+    seq: int = 0  # enqueue order, for queue_position
     inference_time: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     simulate_failure: bool = False
@@ -49,6 +56,9 @@ class JobStore:
         # (API key, Idempotency-Key) -> the job made under it. A key lives exactly as long as its job: until the
         # retention window after the job finished.
         self._by_idempotency: dict[tuple[str, str], Job] = {}
+        # Ours: id -> (API key, when it was forgotten) of expired jobs, so they answer 410 rather than 404. Bounded:
+        # the oldest tombstones go first.
+        self._tombstones: collections.OrderedDict[str, tuple[str, float]] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -76,9 +86,10 @@ class JobStore:
             return None
         return self.get(job.id)
 
-    def finish(self, job: Job, state: str, *, error: str | None = None) -> None:
+    def finish(self, job: Job, state: str, *, error: str | None = None, code: str | None = None) -> None:
         job.state = state
         job.error = error
+        job.error_code = code if state == FAILED else None
         job.finished = time.monotonic()
         job.expires_at = job.finished + self.retention
         job.done.set()
@@ -99,13 +110,21 @@ class JobStore:
     def clear(self) -> None:
         for job in list(self._jobs.values()):
             self._forget(job)
+        self._tombstones.clear()
 
     @staticmethod
     def _expired(job: Job, now: float) -> bool:
         return job.expires_at is not None and now >= job.expires_at
 
+    def expired(self, job_id: str) -> tuple[str, float] | None:
+        """(API key, monotonic time it was forgotten) of a job past its retention, if we still remember it."""
+        return self._tombstones.get(job_id)
+
     def _forget(self, job: Job) -> None:
-        self._jobs.pop(job.id, None)
+        if self._jobs.pop(job.id, None) is not None and job.expires_at is not None:
+            self._tombstones[job.id] = (job.api_key, job.expires_at)
+            while len(self._tombstones) > MAX_TOMBSTONES:
+                self._tombstones.popitem(last=False)
         self._by_output.pop(job.output_name, None)
         if job.idempotency is not None:
             self._by_idempotency.pop(job.idempotency, None)

@@ -55,24 +55,24 @@ def run_engine_job(data: bytes, prompt: str, clothing: str, out_path: str, max_p
     try:
         rgb = images.load_rgb_512(data, max_pixels=max_pixels)
     except images.ImageError as exc:
-        return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": str(exc), "code": "input_unreadable"}
     del data
     if _SCREENER is not None and (verdict := _SCREENER.screen(rgb)).blocked:
-        return {"ok": False, "error": INPUT_BLOCKED, "blocked": list(verdict.found)}
+        return {"ok": False, "error": INPUT_BLOCKED, "blocked": list(verdict.found), "code": "content_blocked"}
     try:
         result, seconds = engine.edit(rgb, prompt, clothing, _ENGINE_NAME)
     except engine.EngineFailure as exc:
-        return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": str(exc), "code": "edit_not_possible"}
     except Exception:  # an engine bug must fail one job, not the worker
         log.exception("engine crashed on a job")
-        return {"ok": False, "error": "The engine hit an internal error on this image."}
+        return {"ok": False, "error": "The engine hit an internal error on this image.", "code": "engine_error"}
     if _SCREENER is not None:
         if (verdict := _SCREENER.screen(result.image)).blocked:
-            return {"ok": False, "error": OUTPUT_BLOCKED, "blocked": list(verdict.found)}
+            return {"ok": False, "error": OUTPUT_BLOCKED, "blocked": list(verdict.found), "code": "content_blocked"}
         result.meta["content_screened"] = True
     ok, png = cv2.imencode(".png", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
-        return {"ok": False, "error": "The engine could not encode the result image."}
+        return {"ok": False, "error": "The engine could not encode the result image.", "code": "engine_error"}
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as fh:
         fh.write(png.tobytes())
@@ -139,7 +139,11 @@ class EnginePool:
                 log.error("engine worker died; restarting the pool")
                 self._executor = self._new_executor()
                 executor.shutdown(wait=False, cancel_futures=True)
-            return {"ok": False, "error": "The engine worker stopped unexpectedly while processing this image."}
+            return {
+                "ok": False,
+                "error": "The engine worker stopped unexpectedly while processing this image.",
+                "code": "engine_crashed",
+            }
 
     async def preview(self, data: bytes, clothing: str, prompt: str, max_pixels: int) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

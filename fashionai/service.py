@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import collections
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import math
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fashionai import images
 from fashionai.config import Settings
@@ -36,6 +40,21 @@ MODEL_SLUG = "fashion-ai"
 COST_PER_JOB = 1
 
 
+# Ours: FAILED jobs carry `error_code` and `retryable` (would submitting the same request again possibly work?).
+FAILURE_CODES: dict[str, bool] = {
+    "edit_not_possible": False,  # the engine cannot make this edit of this photo (no person, no garment...)
+    "content_blocked": False,  # the content screen refused the photo or the result (fashionai/safety.py)
+    "input_unreadable": False,  # the image could not be decoded
+    "engine_error": True,  # an engine bug on this image
+    "engine_crashed": True,  # the engine worker died (killed, out of memory) while on this job
+    "simulated_failure": True,  # --fail-rate
+    "cancelled": False,  # POST /v2/requests/{id}/cancel
+    "start_deadline_exceeded": True,  # not started before its X-Start-Deadline
+}
+MAX_WAIT_SECONDS = 30.0  # ?wait=N long-poll cap: below every sane client read timeout
+MAX_START_DEADLINE = 86400.0
+EXTENSIONS_HEADER = "x-fashionai-extensions"  # a client that sends it opts in to 410 for expired requests
+
 IDEMPOTENCY_CONFLICT = "This Idempotency-Key was already used with a different request body"
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -46,8 +65,13 @@ def check_idempotency_key(value: str) -> None:
 
 
 def body_fingerprint(body: SubmitBody) -> str:
-    """The parsed body's hash: the same request re-serialised (key order, whitespace) is the same request."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """The parsed body's hash: the same request re-serialised (key order, whitespace) is the same request, and so
+    is one whose image URL was signed again (a retry carries a fresh presigned URL: its query string differs)."""
+    fields = body.model_dump(mode="json")
+    if body.image.lower().startswith(("http://", "https://")):
+        parts = urlsplit(body.image)
+        fields["image"] = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, "", ""))
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -57,6 +81,24 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+def _iso(seconds_from_now: float) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_start_deadline(raw: str | None) -> float | None:
+    """Ours: `X-Start-Deadline: <seconds>`, how long the job may wait in the queue before it is given up."""
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= MAX_START_DEADLINE or math.isnan(seconds):
+        raise ApiError(400, f"X-Start-Deadline must be seconds, more than 0 and at most {MAX_START_DEADLINE:g}")
+    return seconds
 
 
 def retry_headers(seconds: float) -> dict[str, str]:
@@ -96,6 +138,9 @@ class Service:
         self.timers: dict[str, asyncio.TimerHandle] = {}  # job id -> pending --delay timer
         self.recent_times: collections.deque[float] = collections.deque(maxlen=50)
         self.previews = 0  # previews being computed now (bounded: they share the engine workers with jobs)
+        self.queued_seqs: list[int] = []  # seq of every QUEUED job, ascending: queue_position is a bisect
+        self.next_seq = 0
+        self.deadline_timers: dict[str, asyncio.TimerHandle] = {}  # job id -> its start-deadline timer
         self.engine_runs = 0  # jobs handed to the engine since start (health; tests count duplicate runs)
         # (API key, Idempotency-Key) -> (body fingerprint, set when that first submit has answered)
         self.idempotency_pending: dict[tuple[str, str], tuple[str, asyncio.Event]] = {}
@@ -114,7 +159,7 @@ class Service:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        for timer in self.timers.values():
+        for timer in [*self.timers.values(), *self.deadline_timers.values()]:
             timer.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.to_thread(self.pool.shutdown)
@@ -128,15 +173,35 @@ class Service:
             await asyncio.sleep(interval)
             self.store.sweep()
 
+    def _leave_queue(self, job: Job) -> None:
+        index = bisect.bisect_left(self.queued_seqs, job.seq)
+        if index < len(self.queued_seqs) and self.queued_seqs[index] == job.seq:
+            del self.queued_seqs[index]
+        timer = self.deadline_timers.pop(job.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def queue_position(self, job: Job) -> int | None:
+        """Jobs ahead of this one in the queue (0: next to start); None once it has left the queue."""
+        if job.state != QUEUED:
+            return None
+        return bisect.bisect_left(self.queued_seqs, job.seq)
+
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             job, data = await self.queue.get()
             self.queued_bytes -= len(data)
+            if job.state != QUEUED:  # cancelled or past its start deadline while it waited
+                continue
+            self._leave_queue(job)
             job.state = PROCESSING
             started = time.monotonic()
+            job.started = started
             if job.simulate_failure:
-                outcome: dict[str, Any] = {"ok": False, "error": "Simulated failure (--fail-rate)"}
+                outcome: dict[str, Any] = {
+                    "ok": False, "error": "Simulated failure (--fail-rate)", "code": "simulated_failure"
+                }
             else:
                 self.engine_runs += 1
                 outcome = await self.pool.run(
@@ -152,6 +217,10 @@ class Service:
 
     def _complete(self, job: Job, outcome: dict[str, Any]) -> None:
         self.timers.pop(job.id, None)
+        if job.state != PROCESSING:  # cancelled while the engine worked: the outcome is dropped
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(job.output_path)
+            return
         self._release(job.api_key)
         if outcome.get("ok"):
             job.inference_time = float(outcome["inference_time"])
@@ -159,7 +228,8 @@ class Service:
             self.recent_times.append(job.inference_time)
             self.store.finish(job, COMPLETED)
         else:
-            self.store.finish(job, FAILED, error=str(outcome.get("error") or "The edit failed."))
+            code = str(outcome.get("code") or "engine_error")
+            self.store.finish(job, FAILED, error=str(outcome.get("error") or "The edit failed."), code=code)
             self._refund(job.api_key)
             classes = ", ".join(outcome.get("blocked") or ())
             log.info("request %s failed: %s%s", job.id, job.error, f" (classes: {classes})" if classes else "")
@@ -252,14 +322,16 @@ class Service:
         except images.ImageError as exc:
             raise ApiError(400, str(exc)) from None
 
-    async def submit(self, *, key: str, body: SubmitBody, idempotency_key: str | None = None) -> tuple[Job, bool]:
+    async def submit(
+        self, *, key: str, body: SubmitBody, idempotency_key: str | None = None, start_within: float | None = None
+    ) -> tuple[Job, bool]:
         """A new job, or with an `Idempotency-Key` (ours) the job first made under it: (job, replayed).
 
         The same key with the same body returns the first job (no second charge, no second engine run), with
         another body it is 409. While the first submit is still fetching its image a second one waits for it, so
         two racing retries make one job."""
         if idempotency_key is None:
-            return await self._submit_new(key=key, body=body), False
+            return await self._submit_new(key=key, body=body, start_within=start_within), False
         check_idempotency_key(idempotency_key)
         slot = (key, idempotency_key)
         fingerprint = body_fingerprint(body)
@@ -279,7 +351,9 @@ class Service:
         done = asyncio.Event()
         self.idempotency_pending[slot] = (fingerprint, done)
         try:
-            job = await self._submit_new(key=key, body=body, idempotency=slot, fingerprint=fingerprint)
+            job = await self._submit_new(
+                key=key, body=body, idempotency=slot, fingerprint=fingerprint, start_within=start_within
+            )
         finally:
             # A refused first submit (400, 429...) leaves no key behind: a retry is a fresh attempt.
             del self.idempotency_pending[slot]
@@ -287,7 +361,13 @@ class Service:
         return job, False
 
     async def _submit_new(
-        self, *, key: str, body: SubmitBody, idempotency: tuple[str, str] | None = None, fingerprint: str = ""
+        self,
+        *,
+        key: str,
+        body: SubmitBody,
+        idempotency: tuple[str, str] | None = None,
+        fingerprint: str = "",
+        start_within: float | None = None,
     ) -> Job:
         self.check_rate(key)
         self.check_credits(key)
@@ -312,6 +392,13 @@ class Service:
         assert self.outputs is not None, "submit before start"
         job.output_path = self.outputs.file(job.output_name)
         self.charge(key)
+        self.next_seq += 1
+        job.seq = self.next_seq
+        self.queued_seqs.append(job.seq)
+        if start_within is not None:
+            job.start_by = job.created + start_within
+            loop = asyncio.get_running_loop()
+            self.deadline_timers[job.id] = loop.call_later(start_within, self._start_deadline_passed, job)
         self.store.add(job)
         self.queue.put_nowait((job, data))
         self.queued_bytes += len(data)
@@ -345,9 +432,39 @@ class Service:
             "extension": "fashionai-preview",  # not part of Segmind's protocol
         }
 
-    def job_for(self, *, key: str, request_id: str) -> Job:
+    def cancel(self, job: Job) -> bool:
+        """Ours: end a QUEUED or PROCESSING job as FAILED with error_code `cancelled`, refunded (the engine's work
+        on a PROCESSING job is dropped when it returns). False: it had already finished."""
+        if job.state not in (QUEUED, PROCESSING):
+            return False
+        self._end_early(job, code="cancelled", error="Cancelled by the client.")
+        return True
+
+    def _start_deadline_passed(self, job: Job) -> None:
+        self.deadline_timers.pop(job.id, None)
+        if job.state == QUEUED:
+            self._end_early(job, code="start_deadline_exceeded", error="Not started before its start deadline.")
+
+    def _end_early(self, job: Job, *, code: str, error: str) -> None:
+        if job.state == QUEUED:
+            self._leave_queue(job)  # its queue entry is skipped by the dispatcher
+        timer = self.timers.pop(job.id, None)
+        if timer is not None:  # engine done, --delay running: the result is dropped now
+            timer.cancel()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(job.output_path)
+        self._release(job.api_key)
+        self.store.finish(job, FAILED, error=error, code=code)
+        self._refund(job.api_key)
+        log.info("request %s ended early: %s", job.id, code)
+
+    def job_for(self, *, key: str, request_id: str, gone_is_410: bool = False) -> Job:
         """The key's own job. Another key's job answers exactly like an unknown one."""
         job = self.store.get(request_id)
+        if job is None and gone_is_410:
+            expired = self.store.expired(request_id)
+            if expired is not None and hmac.compare_digest(expired[0].encode(), key.encode()):
+                raise ApiError(410, f"Request {request_id} expired (results are kept {self.settings.retention:g} s)")
         if job is None or not hmac.compare_digest(job.api_key.encode(), key.encode()):
             raise ApiError(404, f"Request {request_id} not found")
         return job
@@ -373,6 +490,50 @@ class Service:
         assert job.finished is not None
         return {"inference_time": round(job.inference_time, 4), "total_time": round(job.finished - job.created, 4)}
 
+    def _per_job_seconds(self) -> float:
+        engine = (sum(self.recent_times) / len(self.recent_times)) if self.recent_times else 0.3
+        return engine + self.settings.delay
+
+    def eta_seconds(self, job: Job) -> float | None:
+        """Ours: seconds until the job should be finished, from recent engine times and the queue ahead of it."""
+        per_job = self._per_job_seconds()
+        if job.state == QUEUED:
+            ahead = self.queue_position(job) or 0
+            return (ahead // self.settings.workers + 1) * per_job
+        if job.state == PROCESSING:
+            return max(0.0, (job.started or job.created) + per_job - time.monotonic())
+        return None
+
+    def ours(self, job: Job) -> dict[str, Any]:
+        """The fields we add to Segmind's status and result bodies (clients that don't know them ignore them)."""
+        now = time.monotonic()
+        eta = self.eta_seconds(job)
+        fields: dict[str, Any] = {
+            "queue_position": self.queue_position(job),
+            "eta_seconds": None if eta is None else round(eta, 3),
+            "eta": None if eta is None else _iso(eta),
+            "expires_at": None if job.expires_at is None else _iso(job.expires_at - now),
+        }
+        if job.state == FAILED:
+            code = job.error_code or "engine_error"
+            fields["error_code"] = code
+            fields["retryable"] = FAILURE_CODES.get(code, False)
+        return fields
+
+    def poll_headers(self, job: Job) -> dict[str, str]:
+        """Ours: an unfinished job's answers say when asking again is worth it."""
+        eta = self.eta_seconds(job)
+        if eta is None:
+            return {}
+        return {"Retry-After": str(max(1, min(30, math.ceil(eta))))}
+
+    async def wait_for(self, job: Job, seconds: float | None) -> None:
+        """Ours (`?wait=N`): hold the answer until the job finishes or N seconds (at most MAX_WAIT_SECONDS) pass."""
+        if not seconds or seconds <= 0 or job.state not in (QUEUED, PROCESSING):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(job.done.wait(), min(seconds, MAX_WAIT_SECONDS))
+
     def status_body(self, job: Job, *, base_url: str) -> tuple[int, dict[str, Any]]:
         urls = self.urls(job, base_url=base_url)
         body: dict[str, Any] = {
@@ -381,6 +542,7 @@ class Service:
             "status_url": urls["status_url"],
             "response_url": urls["response_url"],
             "metrics": self.metrics(job),
+            **self.ours(job),
         }
         if job.state == FAILED:
             body["error"] = job.error
@@ -394,6 +556,7 @@ class Service:
             "error": job.error,
             "output": None,
             "metrics": self.metrics(job),
+            **self.ours(job),
         }
         if job.state == COMPLETED:
             body["output"] = f"{base_url}outputs/{job.output_name}"

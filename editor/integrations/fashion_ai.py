@@ -10,7 +10,8 @@ generations helpers ignore `base_url`, so they are never called. Every answer be
     BLOCKED     a FAILED whose error says "content not allowed": the provider's content filter refused the photo
                 or the result (Segmind's RAI block; ours in fashionai/safety.py). The person's photo caused it,
                 not a fault of the provider: refund, but no provider error and no alert
-    NOT_FOUND   404: unknown model or request (expired after the provider's retention): expire, refund
+    NOT_FOUND   404: unknown model or request (expired after the provider's retention), or 410 (ours:
+                expired): expire, refund
     RETRY       429, 5xx, or a network error on a call that is safe to repeat: back off, try again
     AMBIGUOUS   submit sent but no answer (read timeout, dropped connection, 504): it may have been accepted
                 and billed. Segmind has no idempotency key, so there it must not be blindly resubmitted; our own
@@ -107,8 +108,14 @@ _client: SegmindClient | None = None
 _client_key: tuple[Any, ...] | None = None
 
 
+EXTENSIONS_HEADER = "X-Fashionai-Extensions"
+
+
 def _add_extension_headers(request: httpx.Request) -> None:
-    # The SDK's submit_async() takes model parameters only; our extensions travel as headers set per call.
+    # The SDK's submit_async() takes model parameters only; our extensions travel as headers set per call. With
+    # FASHION_AI_EXTENSIONS every call also says so, which makes an expired request 410 rather than 404.
+    if settings.FASHION_AI_EXTENSIONS:
+        request.headers[EXTENSIONS_HEADER] = "1"
     for name, value in (getattr(_state, "extra_headers", None) or {}).items():
         request.headers[name] = value
 
@@ -168,13 +175,22 @@ def job_handle(*, request_id: str, status_url: str, response_url: str) -> AsyncJ
 # ------------------------------------------------------------------------------------------------ calls
 
 
-def submit(*, image: str, prompt: str, clothing: str, idempotency_key: str = "") -> ProviderAnswer:
+def submit(
+    *, image: str, prompt: str, clothing: str, idempotency_key: str = "", start_within: float | None = None
+) -> ProviderAnswer:
     """POST /v2/{model}. OK carries request_id, status_url and response_url in `body`.
 
-    With `idempotency_key` (only with FASHION_AI_EXTENSIONS) the submit carries `Idempotency-Key`: sending it again
-    after an AMBIGUOUS answer returns the first job instead of making (and billing) a second one."""
+    Only with FASHION_AI_EXTENSIONS (our service): `idempotency_key` is sent as `Idempotency-Key`, so sending the
+    submit again after an AMBIGUOUS answer returns the first job instead of making (and billing) a second one;
+    `start_within` as `X-Start-Deadline`, so the provider gives the job up if it cannot start it in time."""
     _state.last_headers = {}
-    _state.extra_headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    extra: dict[str, str] = {}
+    if settings.FASHION_AI_EXTENSIONS:
+        if idempotency_key:
+            extra["Idempotency-Key"] = idempotency_key
+        if start_within is not None:
+            extra["X-Start-Deadline"] = f"{max(1.0, start_within):.0f}"
+    _state.extra_headers = extra
     try:
         job = get_client().submit_async(settings.FASHION_AI_MODEL, image=image, prompt=prompt, clothing=clothing)
     except SegmindError as exc:
@@ -199,6 +215,26 @@ def status(*, request_id: str, status_url: str, response_url: str) -> ProviderAn
 def result(*, request_id: str, status_url: str, response_url: str) -> ProviderAnswer:
     """GET the response URL once. OK with body["output"] (a media URL) and body["metrics"]."""
     return _fetch("result", request_id=request_id, status_url=status_url, response_url=response_url)
+
+
+def cancel(*, request_id: str, status_url: str) -> ProviderAnswer:
+    """Ours (FASHION_AI_EXTENSIONS only): POST .../requests/{id}/cancel. OK also when the request had already
+    finished (409) or is gone (404/410): there is nothing left to stop."""
+    if not settings.FASHION_AI_EXTENSIONS or not status_url.endswith("/status"):
+        return ProviderAnswer(Outcome.REJECTED, detail="the provider has no cancel")
+    _state.last_headers = {}
+    url = status_url.removesuffix("/status") + "/cancel"
+    try:
+        response = get_client()._client.post(url)
+    except httpx.HTTPError as exc:
+        return ProviderAnswer(Outcome.RETRY, detail=_describe(exc), network=True)
+    if response.status_code in (200, 404, 409, 410):
+        return ProviderAnswer(Outcome.OK, http_status=response.status_code)
+    if response.status_code == 429 or response.status_code >= 500:
+        return ProviderAnswer(
+            Outcome.RETRY, http_status=response.status_code, retry_after=retry_after_seconds(dict(response.headers))
+        )
+    return ProviderAnswer(Outcome.REJECTED, http_status=response.status_code, detail=response.text[:500])
 
 
 def _fetch(which: str, **handle: str) -> ProviderAnswer:
@@ -238,7 +274,7 @@ def _from_error(exc: SegmindError, *, submitting: bool) -> ProviderAnswer:
         return ProviderAnswer(Outcome.UNAUTHORIZED, http_status=code, detail=detail)
     if code == 406:
         return ProviderAnswer(Outcome.NO_CREDITS, http_status=code, detail=detail)
-    if code == 404:
+    if code in (404, 410):  # 410: ours, an expired request (only sent to clients using our extensions)
         return ProviderAnswer(Outcome.NOT_FOUND, http_status=code, detail=detail)
     if code == 422:
         return ProviderAnswer(_failed(detail), http_status=code, detail=detail)

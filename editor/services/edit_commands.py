@@ -17,13 +17,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from editor import storage
-from editor.dispatch import enqueue, enqueue_task
+from editor.dispatch import enqueue, enqueue_provider_cancel, enqueue_task
 from editor.errors import Refused
 from editor.models import Clothing, CreditAccount, EditJob, Photo, ShareLink
 from editor.progress import ERROR_CONTENT_BLOCKED
 from editor.selectors.sharing import sharing_enabled
 from editor.services.credits import credits_charge_for_job
-from editor.services.job_state import edit_job_create, edit_job_remove_finished
+from editor.services.job_state import edit_job_create, edit_job_mark_cancelled, edit_job_remove_finished
 from editor.services.notifications import preferences_for
 from editor.services.photos import (
     CropSquare,
@@ -273,7 +273,8 @@ def _submit_retry(source: EditJob, *, prompt: str, clothing: str, source_job: Ed
 
 
 def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:
-    """Delete a finished edit and its files; the photo too when no other edit uses it.
+    """Delete an edit and its files; the photo too when no other edit uses it. A running edit is stopped first:
+    refunded, and cancelled at the provider when the provider can cancel (our service).
 
     Another user's job is refused as not found (views answer 404 before this, never "forbidden")."""
     _require_owner(user, job)
@@ -282,7 +283,10 @@ def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:
         if locked is None:
             return
         if locked.state in EditJob.IN_FLIGHT_STATES:
-            raise EditJobRefused("This edit is still running; delete it once it has finished.")
+            edit_job_mark_cancelled(job_id=locked.pk, error_detail="Deleted while it ran: not charged.")
+            if locked.request_id and settings.FASHION_AI_EXTENSIONS:
+                handle = {"request_id": locked.request_id, "status_url": locked.status_url}
+                transaction.on_commit(lambda: enqueue_provider_cancel(**handle))
         names = [locked.result_image.name, locked.result_thumbnail.name]
         photo = locked.photo
         edit_job_remove_finished(job_id=locked.pk, owner_id=user.pk)

@@ -179,6 +179,11 @@ def edit_job_mark_expired(*, job_id: JobId, error_detail: str, error_code: str =
     return _finish_with_refund(job_id=job_id, to_state=State.EXPIRED, error_code=error_code, error_detail=error_detail)
 
 
+def edit_job_mark_cancelled(*, job_id: JobId, error_detail: str) -> bool:
+    """The person stopped a running edit (deleting it): FAILED with code `cancelled`, refunded."""
+    return _finish_with_refund(job_id=job_id, to_state=State.FAILED, error_code="cancelled", error_detail=error_detail)
+
+
 def _finish_with_refund(*, job_id: JobId, to_state: str, error_code: str, error_detail: str) -> bool:
     with transaction.atomic():
         moved = _transition(

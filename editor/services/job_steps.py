@@ -46,6 +46,8 @@ class NextStep:
 
     task: Literal["submit", "poll", "finish"] | None = None
     countdown: float = 0.0
+    # A provider request to cancel (request_id, status_url): the job ended here while the provider may still run it.
+    cancel: tuple[str, str] | None = None
 
 
 DONE = NextStep()
@@ -83,7 +85,12 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
         )
         return DONE
     answer = fashion_ai.submit(
-        image=image, prompt=job.prompt, clothing=job.clothing, idempotency_key=provider_idempotency_key(job.pk)
+        image=image,
+        prompt=job.prompt,
+        clothing=job.clothing,
+        idempotency_key=provider_idempotency_key(job.pk),
+        # We give up on it this long after the provider took it: it should not start later than that.
+        start_within=float(settings.FASHION_AI_JOB_DEADLINE_SECONDS),
     )
     if answer.ok:
         first = next_poll_delay(age=0.0, expected=expected_provider_seconds(), policy=poll_policy())
@@ -96,7 +103,8 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
         ):
             return NextStep("poll", first)
         log.warning("job %s left CREATED while being submitted (request %s)", job.pk, answer.body["request_id"])
-        return DONE
+        # Deleted or expired meanwhile: nobody will collect this request, so the provider need not run it.
+        return NextStep(cancel=(str(answer.body["request_id"]), str(answer.body["status_url"])))
     _record_error(answer, job_id=job.pk, call="submit")
     if answer.outcome is Outcome.RETRY or (answer.outcome is Outcome.AMBIGUOUS and settings.FASHION_AI_EXTENSIONS):
         # Unanswered submits are safe to send again only with the idempotency key: the provider returns the job
@@ -134,7 +142,7 @@ def edit_job_run_poll(*, job_id: str) -> NextStep:
         return edit_job_run_finish(job_id=job_id)
     if _past(job.submitted_at, settings.FASHION_AI_JOB_DEADLINE_SECONDS, now):
         edit_job_mark_expired(job_id=job.pk, error_detail="The provider did not finish the edit in time.")
-        return DONE
+        return _cancel_at_provider(job)
     if not edit_job_claim(job, states=(State.SUBMITTED,), now=now):
         return DONE
     answer = fashion_ai.status(**_handle(job))
@@ -282,8 +290,12 @@ def edit_jobs_sweep() -> list[tuple[str, NextStep]]:
     stale_running = EditJob.objects.filter(state=State.SUBMITTED, submitted_at__lt=deadline).exclude(
         provider_status=ProviderStatus.COMPLETED
     )
-    for pk in stale_running.values_list("pk", flat=True)[:1000]:
-        edit_job_mark_expired(job_id=pk, error_detail="The provider did not finish the edit in time.")
+    steps: list[tuple[str, NextStep]] = []
+    for pk, request_id, status_url in stale_running.values_list("pk", "request_id", "status_url")[:1000]:
+        if edit_job_mark_expired(job_id=pk, error_detail="The provider did not finish the edit in time.") and (
+            settings.FASHION_AI_EXTENSIONS
+        ):
+            steps.append((str(pk), NextStep(cancel=(request_id, status_url))))
     unsaved = EditJob.objects.filter(
         state=State.SUBMITTED, provider_status=ProviderStatus.COMPLETED, provider_completed_at__lt=retention
     )
@@ -297,7 +309,6 @@ def edit_jobs_sweep() -> list[tuple[str, NextStep]]:
         .order_by("next_poll_at")
         .values_list("pk", "state", "provider_status")[:2000]
     )
-    steps: list[tuple[str, NextStep]] = []
     for pk, state, provider_status in overdue:
         if state == State.CREATED:
             steps.append((str(pk), NextStep("submit")))
@@ -308,6 +319,30 @@ def edit_jobs_sweep() -> list[tuple[str, NextStep]]:
     if steps:
         log.info("sweeper re-enqueues %d overdue edit jobs", len(steps))
     return steps
+
+
+# ================================================================================================ cancel
+
+
+def _cancel_at_provider(job: EditJob) -> NextStep:
+    """The job ended here before the provider finished it: ask the provider (ours only) to stop it."""
+    if not settings.FASHION_AI_EXTENSIONS or not job.request_id:
+        return DONE
+    return NextStep(cancel=(job.request_id, job.status_url))
+
+
+def provider_request_cancel(*, request_id: str, status_url: str, attempt: int) -> NextStep:
+    """One cancel call (our service only); another later while the provider cannot be reached (a few times)."""
+    answer = fashion_ai.cancel(request_id=request_id, status_url=status_url)
+    if answer.outcome is Outcome.RETRY and attempt < CANCEL_ATTEMPTS:
+        delay = backoff_delay(errors=attempt, policy=poll_policy(), retry_after=answer.retry_after)
+        return NextStep(cancel=(request_id, status_url), countdown=delay)
+    if not answer.ok:
+        log.info("provider request %s not cancelled: %s %s", request_id, answer.outcome, answer.detail)
+    return DONE
+
+
+CANCEL_ATTEMPTS = 5
 
 
 # ================================================================================================ provider failures

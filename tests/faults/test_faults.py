@@ -235,7 +235,7 @@ def test_s3_failing_between_result_and_thumbnail_leaves_no_orphan(celery_worker_
             done = wait_final(ids, timeout=40, worker=worker)
     finally:
         proxy.cut()
-    assert [j.state for j in done] == ["succeeded"]
+    assert [j.state for j in done] == ["succeeded"], [(j.error_code, j.error_detail) for j in done]
     assert_consistent(users)
 
 
@@ -260,6 +260,50 @@ def test_submit_answer_lost_then_sent_again_runs_once_and_charges_once(
         health = httpx.get(f"{fai.root_url}/health").json()
     assert proxy.dropped == 1
     assert ProviderError.objects.filter(job_id__in=ids, detail__startswith="submit:", kind="network").count() == 1
-    assert [j.state for j in done] == ["succeeded"]
+    assert [j.state for j in done] == ["succeeded"], [(j.error_code, j.error_detail) for j in done]
     assert health["engine_runs"] == 1 and sum(health["jobs"].values()) == 1, health
     assert_consistent(users)
+
+
+def _provider_status(fai: Any, job: EditJob) -> dict[str, Any]:
+    answer = httpx.get(job.status_url, headers={"x-api-key": fai.api_key}, timeout=10)
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_our_deadline_cancels_the_provider_request_and_refunds(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    # The provider would take 30 s; we give up after 3 s: the job expires here, refunded, and is cancelled there.
+    with run_fashionai(delay=30) as fai:
+        worker = celery_worker_factory(fashionai=fai, env={"FASHION_AI_JOB_DEADLINE_SECONDS": "3"})
+        users = [funded_user(2)]
+        photos = {u.pk: make_photo(u) for u in users}
+        ids = submit(users, photos, 2)
+        done = wait_final(ids, timeout=30, worker=worker)
+        assert [j.state for j in done] == ["expired"] * 2
+        wait_until(
+            lambda: all(_provider_status(fai, j).get("error_code") == "cancelled" for j in done),
+            timeout=15, what="the provider requests cancelled", worker=worker,
+        )
+    assert_consistent(users)
+
+
+def test_deleting_a_running_edit_refunds_it_and_cancels_it_at_the_provider(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    from editor.services.credits import credits_ledger_sum
+    from editor.services.edit_commands import edit_job_delete
+
+    with run_fashionai(delay=30) as fai:
+        worker = celery_worker_factory(fashionai=fai)
+        user = funded_user(3)
+        ids = submit([user], {user.pk: make_photo(user)}, 1)
+        wait_until(lambda: in_flight(ids), timeout=20, what="job submitted", worker=worker)
+        job = EditJob.objects.get(pk=ids[0])
+        edit_job_delete(user=user, job=job)
+        assert not EditJob.objects.filter(pk=job.pk).exists()
+        user.credit_account.refresh_from_db()
+        assert user.credit_account.balance == 3 == credits_ledger_sum(user_id=user.pk)
+        wait_until(lambda: _provider_status(fai, job).get("error_code") == "cancelled", timeout=15,
+                   what="the provider request cancelled", worker=worker)

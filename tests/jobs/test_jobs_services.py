@@ -200,13 +200,17 @@ def test_sweeper_reenqueues_lost_jobs_and_expires_unsaveable_ones(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_delete_removes_files_only_for_the_owner_and_never_while_running(
+def test_delete_removes_files_only_for_the_owner_and_refunds_a_running_edit(
     provider: Any, funded_user: Any, make_photo: Any
 ) -> None:
-    owner, stranger = funded_user(2), funded_user(0)
+    owner, stranger = funded_user(3), funded_user(0)
+    running = edit_job_submit(user=owner, photo=make_photo(owner), prompt="a navy shirt", clothing="topwear")
+    with pytest.raises(EditJobRefused, match="was not found"):
+        edit_job_delete(user=stranger, job=running)
+    edit_job_delete(user=owner, job=running)  # still CREATED: stopped, refunded, gone
+    assert not EditJob.objects.filter(pk=running.pk).exists()
+    assert balance(owner) == 3 == credits_ledger_sum(user_id=owner.pk)
     job = edit_job_submit(user=owner, photo=make_photo(owner), prompt="a navy shirt", clothing="topwear")
-    with pytest.raises(EditJobRefused, match="still running"):
-        edit_job_delete(user=owner, job=job)
     step = edit_job_run_submit(job_id=str(job.pk))
     deadline = time.monotonic() + 15
     while step.task == "poll":
@@ -224,7 +228,7 @@ def test_delete_removes_files_only_for_the_owner_and_never_while_running(
     assert not EditJob.objects.filter(pk=job.pk).exists()
     assert not Photo.objects.filter(pk=job.photo_id).exists()
     assert not any(default_storage.exists(n) for n in names)
-    assert balance(owner) == 1 == credits_ledger_sum(user_id=owner.pk)  # the ledger keeps its history
+    assert balance(owner) == 2 == credits_ledger_sum(user_id=owner.pk)  # the ledger keeps its history
 
 
 @pytest.mark.django_db
