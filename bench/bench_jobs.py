@@ -1,14 +1,17 @@
-"""Edit jobs: this design (submit + adaptive polling with countdowns) vs the naive design (a task that blocks in the
-SDK's `submit_async(...).wait()`), side by side, with the same number of Celery worker processes.
+"""Edit jobs, three designs side by side with the same number of Celery worker processes: (a) this design with
+polling (submit + adaptive polling with countdowns), (b) this design with our service's completion webhooks
+(polling only as a 30 s fallback), (c) the naive design (a task that blocks in the SDK's `submit_async(...).wait()`).
+(a) and (b) run one I/O worker process on a thread pool (64 threads) and one images process; (c) two prefork
+processes.
 
     .venv/bin/python scripts/testenv.py -- .venv/bin/python bench/bench_jobs.py            # D=60 s, 500 jobs
     .venv/bin/python scripts/testenv.py -- .venv/bin/python bench/bench_jobs.py --quick    # D=3 s, 20 jobs
 
 Needs what scripts/testenv.py provides (PostgreSQL, Redis, S3). Starts the local Fashion AI service
 (`--engine passthrough --delay D`), migrates the database, then:
-  (a) submits --jobs edits through `edit_job_submit` and lets a real `celery -A fashionsite worker -c 2` (+ beat)
-      run them to the end;
-  (b) queues --jobs naive tasks on a `celery -A bench.naive_app worker -c 2` for --naive-window seconds.
+  (a), (b) submit --jobs edits through `edit_job_submit` and let real `celery -A fashionsite worker`s (+ beat) run
+      them to the end; for (b) this process serves the site's webhook endpoint on a free port;
+  (c) queues --jobs naive tasks on a `celery -A bench.naive_app worker -c 2` for --naive-window seconds.
 Prints jobs completed per minute, the most jobs in flight at the provider at once, how long jobs waited before
 being submitted, status calls per job and the delay from the provider marking a job COMPLETED to our copy being
 stored (median, p95). The provider's completion time is taken as our submit time + its metrics.total_time.
@@ -39,9 +42,34 @@ def setup_django() -> None:
     os.environ.setdefault("STARTER_CREDITS", "0")
     os.environ["MAX_JOBS_IN_FLIGHT_PER_USER"] = "1000000"
     os.environ["FASHION_AI_SEND_DATA_URI"] = "false"
+    # This process serves the webhook endpoint for (b): it must know the secret the workers register.
+    os.environ["FASHION_AI_WEBHOOK_URL"] = "http://127.0.0.1/provider/webhook/"
+    os.environ["FASHION_AI_WEBHOOK_SECRET"] = WEBHOOK_SECRET
     import django
 
     django.setup()
+
+
+WEBHOOK_SECRET = "whsec_" + "YmVuY2gtb25seS13ZWJob29rLXNlY3JldC0zMmI="  # bench only
+
+
+def serve_site() -> tuple[str, Any]:
+    """The site's WSGI app on a free loopback port, in threads of this process (the webhook endpoint for (b))."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from django.core.wsgi import get_wsgi_application
+
+    class Threading(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=Threading, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server
 
 
 def pct(values: list[float], q: float) -> float:
@@ -72,7 +100,8 @@ def worker_env(fai: Any, delay: float, base: dict[str, str] | None = None) -> di
 
 
 def run_ours(
-    fai: Any, *, jobs: int, delay: float, concurrency: int, env: dict[str, str] | None = None
+    fai: Any, *, jobs: int, delay: float, concurrency: int, env: dict[str, str] | None = None,
+    webhook_url: str = "",
 ) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.core.files.base import ContentFile
@@ -87,7 +116,14 @@ def run_ours(
     photo.image.save("bench.png", ContentFile(astronaut_png()), save=False)
     photo.width = photo.height = 512
     photo.save()
-    worker = CeleryWorker(worker_env(fai, delay, env), beat=True, concurrency=concurrency).start()
+    environment = worker_env(fai, delay, env)
+    environment.update({"FASHION_AI_WEBHOOK_URL": webhook_url, "FASHION_AI_WEBHOOK_SECRET": WEBHOOK_SECRET})
+    # One I/O process on threads and one images process: `concurrency` (2) processes in all.
+    workers = [
+        CeleryWorker(environment, beat=True, concurrency=64, pool="threads", queues="celery").start(),
+        CeleryWorker(environment, beat=False, concurrency=max(1, concurrency - 1), queues="images").start(),
+    ]
+    worker = workers[0]
     peak = {"submitted": 0}
     stop = threading.Event()
 
@@ -117,7 +153,8 @@ def run_ours(
         stop.set()
         sampler.join(5)
     finally:
-        worker.stop()
+        for each in workers:
+            each.stop()
     rows = list(EditJob.objects.filter(pk__in=ids))
     done = [j for j in rows if j.state == "succeeded"]
     elapsed = max((j.finished_at.timestamp() for j in done), default=started) - started
@@ -200,9 +237,14 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    with run_fashionai(engine="passthrough", delay=args.delay, workers=1, retention=3600) as fai:
+    site_url, site = serve_site()
+    hooks = {"FASHIONAI_WEBHOOK_ALLOW_INTERNAL": site_url.removeprefix("http://")}
+    with run_fashionai(engine="passthrough", delay=args.delay, workers=1, retention=3600, env=hooks) as fai:
         ours = run_ours(fai, jobs=args.jobs, delay=args.delay, concurrency=args.processes)
+        hooked = run_ours(fai, jobs=args.jobs, delay=args.delay, concurrency=args.processes,
+                          webhook_url=f"{site_url}/provider/webhook/")
         naive = run_naive(fai, jobs=args.jobs, delay=args.delay, concurrency=args.processes, window=window)
+    site.shutdown()
 
     print(f"\nEdit jobs, {args.jobs} submitted at once, provider --engine passthrough --delay {args.delay:g}, "
           f"{args.processes} worker processes each (naive measured for {window:g} s)\n")
@@ -218,11 +260,11 @@ def main() -> int:
         ("COMPLETED -> stored, median s", "store_median", "{:.2f}"),
         ("COMPLETED -> stored, p95 s", "store_p95", "{:.2f}"),
     ]
-    print(f"{'':32} {'(a) this design':>16} {'(b) naive wait()':>18}")
+    print(f"{'':32} {'(a) polling':>14} {'(b) webhooks':>14} {'(c) naive wait()':>18}")
     for label, key, fmt in rows:
-        print(f"{label:32} {fmt.format(ours[key]):>16} {fmt.format(naive[key]):>18}")
-    print(f"{'naive jobs never started':32} {'':>16} {naive['left_waiting']:>18}")
-    return 0 if ours["completed"] == args.jobs else 1
+        print(f"{label:32} {fmt.format(ours[key]):>14} {fmt.format(hooked[key]):>14} {fmt.format(naive[key]):>18}")
+    print(f"{'naive jobs never started':32} {'':>14} {'':>14} {naive['left_waiting']:>18}")
+    return 0 if ours["completed"] == args.jobs == hooked["completed"] else 1
 
 
 if __name__ == "__main__":

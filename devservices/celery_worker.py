@@ -77,9 +77,20 @@ def worker_env(
 
 
 class CeleryWorker:
-    def __init__(self, env: dict[str, str], *, beat: bool, concurrency: int, app: str = "fashionsite") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        beat: bool,
+        concurrency: int,
+        app: str = "fashionsite",
+        pool: str = "prefork",
+        queues: str = "celery,images",
+    ) -> None:
         self.env = env
         self.app = app
+        self.pool = pool
+        self.queues = queues
         self.beat = beat
         self.concurrency = concurrency
         self.dir = Path(tempfile.mkdtemp(prefix="fai-worker-"))
@@ -91,7 +102,9 @@ class CeleryWorker:
         self.starts += 1
         args = [
             sys.executable, "-m", "celery", "-A", self.app, "worker", "-l", "INFO",
-            "-P", "prefork", "-c", str(self.concurrency), "-n", f"test{self.starts}-{uuid.uuid4().hex[:6]}@%h",
+            "-P", self.pool, "-c", str(self.concurrency), "-n", f"test{self.starts}-{uuid.uuid4().hex[:6]}@%h",
+            # Default: both queues (fashionsite/settings.py CELERY_TASK_ROUTES) in one test worker.
+            "-Q", self.queues,
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
         if self.beat:

@@ -27,9 +27,16 @@ case "$role" in
       --no-server-header --no-access-log --timeout-keep-alive 5 "$@"
     ;;
   worker)
-    # -O fair: hand a task to a process only when it is free, so one slow download never blocks queued polls.
-    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" \
-      --concurrency "${CELERY_WORKER_CONCURRENCY:-4}" -O fair --without-mingle --without-gossip "$@"
+    # The I/O steps (submit, poll, cancel, sweeps) on threads: each waits on the network, so one process keeps
+    # many in flight.
+    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" --queues celery --pool threads \
+      --concurrency "${CELERY_IO_CONCURRENCY:-64}" -n "io@%h" --without-mingle --without-gossip "$@"
+    ;;
+  images)
+    # The finish step (download, decode, re-encode, store) is CPU-bound: prefork processes, one per core.
+    # -O fair: hand a task to a process only when it is free, so one slow download never blocks the next.
+    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" --queues images \
+      --concurrency "${CELERY_WORKER_CONCURRENCY:-2}" -O fair -n "images@%h" --without-mingle --without-gossip "$@"
     ;;
   beat)
     # The schedule lives in settings (CELERY_BEAT_SCHEDULE); this file only remembers last run times.

@@ -2,7 +2,19 @@ from __future__ import annotations
 
 from django.urls import path
 
-from editor.views import account, developer, edits, files, gallery, gallery_live, jobs, pages, payments, sharing
+from editor.views import (
+    account,
+    developer,
+    edits,
+    files,
+    gallery,
+    gallery_live,
+    jobs,
+    pages,
+    payments,
+    provider,
+    sharing,
+)
 
 app_name = "editor"
 
@@ -46,4 +58,5 @@ urlpatterns = [
     path("credits/buy/done/", payments.purchase_done, name="purchase_done"),
     path("credits/buy/status/", payments.purchase_status, name="purchase_status"),
     path("payments/stripe/webhook/", payments.stripe_webhook, name="stripe_webhook"),
+    path("provider/webhook/", provider.provider_webhook, name="provider_webhook"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from fashionai.jobs import FAILED, Job
 from fashionai.schemas import BodyError, PreviewBody, SubmitBody, openapi_body, parse_preview, parse_submit
 from fashionai.service import EXTENSIONS_HEADER, ApiError, Service, parse_start_deadline, retry_headers
 from fashionai.streams import TooLarge, read_capped
+from fashionai.webhooks import WebhookError
 
 log = logging.getLogger("fashionai")
 
@@ -126,6 +128,7 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
             body=await submit_body(request),
             idempotency_key=request.headers.get("idempotency-key"),
             start_within=parse_start_deadline(request.headers.get("x-start-deadline")),
+            base_url=base_url(request),
         )
         body = service.submitted_body(job, base_url=base_url(request))
         headers = service.credit_headers(key)
@@ -143,6 +146,7 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
             body=await submit_body(request),
             idempotency_key=request.headers.get("idempotency-key"),
             start_within=parse_start_deadline(request.headers.get("x-start-deadline")),
+            base_url=base_url(request),
         )
         try:
             await asyncio.wait_for(job.done.wait(), SYNC_TIMEOUT)
@@ -207,6 +211,39 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
     async def request_result_v1(request_id: str, request: Request) -> JSONResponse:
         """Backward-compatible poll: same body as GET /v2/requests/{id}."""
         return await request_result(request_id, request)
+
+    @app.get("/v2/requests/{request_id}/deliveries", tags=["webhooks"])
+    async def request_deliveries(request_id: str, request: Request) -> JSONResponse:
+        """Ours: the webhook deliveries of this request and every attempt of each."""
+        job = service.job_for(key=api_key(request), request_id=request_id, gone_is_410=True)
+        return JSONResponse({"request_id": job.id, "deliveries": service.webhooks.log_for(job.id)})
+
+    @app.put("/v2/webhook", tags=["webhooks"])
+    async def webhook_register(request: Request) -> JSONResponse:
+        """Ours: register this API key's completion webhook. Body `{"url", "secret"?}` (a `whsec_` Standard
+        Webhooks secret; one is made when missing). Answers `{"url", "secret"}`. Registering again replaces it."""
+        key = api_key(request)
+        try:
+            raw = await read_capped(request.stream(), limit=16 * 1024, declared=request.headers.get("content-length"))
+            payload = json.loads(raw)
+        except (TooLarge, ValueError):
+            raise ApiError(400, "Body must be a JSON object {url, secret?}") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("url"), str):
+            raise ApiError(400, "Body must be a JSON object {url, secret?}")
+        secret = payload.get("secret")
+        try:
+            endpoint = service.webhooks.register(
+                key, url=payload["url"], secret=secret if isinstance(secret, str) else None
+            )
+        except WebhookError as exc:
+            raise ApiError(400, str(exc)) from None
+        return JSONResponse({"url": endpoint.url, "secret": endpoint.secret})
+
+    @app.delete("/v2/webhook", tags=["webhooks"], status_code=204, response_class=Response)
+    async def webhook_unregister(request: Request) -> Response:
+        """Ours: stop webhooks for this API key."""
+        service.webhooks.unregister(api_key(request))
+        return Response(status_code=204)
 
     @app.get("/outputs/{name}", tags=["outputs"], response_class=Response)
     async def output(name: str) -> Response:

@@ -28,6 +28,7 @@ class Settings:
     workers: int = 1
     engine: str = "recolor"
     delay: float = 0.0  # extra simulated processing seconds per job (does not hold an engine worker)
+    engine_hold: float = 0.0  # seconds each job holds its engine worker before the edit (a slow engine; tests)
     status_delay: float = 0.0  # seconds every status/result call waits before answering (a slow provider)
     fail_rate: float = 0.0  # fraction of jobs that end FAILED
     error_rate: float = 0.0  # fraction of API calls answered 500/502/429
@@ -50,6 +51,12 @@ class Settings:
     # Exact (host, port) pairs fetched even though they resolve to internal addresses: your own object store.
     fetch_allow_internal: frozenset[tuple[str, int]] = frozenset()
     public_url: str | None = None  # base for absolute URLs when behind a proxy; default: the request's own host
+    # Ours, webhooks (fashionai/webhooks.py): attempts per delivery, the first retry's wait (doubling, capped at
+    # 300 s), the per-attempt timeout, and exact host:port pairs deliveries may reach despite internal addresses.
+    webhook_attempts: int = 8
+    webhook_backoff: float = 1.0
+    webhook_timeout: float = 10.0
+    webhook_allow_internal: frozenset[tuple[str, int]] = frozenset()
     safety: str = "auto"  # content screening of inputs and results (fashionai/safety.py)
     safety_threshold: float = content_safety.DEFAULT_THRESHOLD  # detector score from which a blocked class refuses
     safety_block: tuple[str, ...] = content_safety.DEFAULT_BLOCK  # NudeNet classes that refuse a job
@@ -114,6 +121,7 @@ NUMERIC: dict[str, tuple[str, float, float]] = {
     "port": ("int", 0, 65535),
     "workers": ("int", 1, 64),
     "delay": ("float", 0, 86400),
+    "engine_hold": ("float", 0, 3600),
     "status_delay": ("float", 0, 3600),
     "fail_rate": ("float", 0, 1),
     "error_rate": ("float", 0, 1),
@@ -128,6 +136,9 @@ NUMERIC: dict[str, tuple[str, float, float]] = {
     "max_image_pixels": ("int", 1, 10**9),
     "fetch_timeout": ("float", 0.1, 600),
     "safety_threshold": ("float", 0.2, 1),  # NudeNet drops detections under 0.2 itself
+    "webhook_attempts": ("int", 1, 30),
+    "webhook_backoff": ("float", 0.01, 3600),
+    "webhook_timeout": ("float", 0.1, 120),
 }
 
 
@@ -161,6 +172,8 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
             values["safety_block"] = content_safety.parse_labels(str(block_raw))
         except ValueError as exc:
             raise ConfigError(f"FASHIONAI_SAFETY_BLOCK: {exc}") from None
+    hooks_raw = overrides.pop("webhook_allow_internal", None) or env.get("FASHIONAI_WEBHOOK_ALLOW_INTERNAL", "")
+    values["webhook_allow_internal"] = parse_host_ports("FASHIONAI_WEBHOOK_ALLOW_INTERNAL", str(hooks_raw))
     for attr, value in overrides.items():
         if value is not None:
             values[attr] = value

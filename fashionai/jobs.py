@@ -12,6 +12,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ class Job:
     started: float | None = None  # monotonic time the engine took it
     start_by: float | None = None  # ours: fail it (start_deadline_exceeded) if still QUEUED at this monotonic time
     seq: int = 0  # enqueue order, for queue_position
+    base_url: str = ""  # the submit's base URL: a webhook's body carries absolute URLs like a poll's answer
     inference_time: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     simulate_failure: bool = False
@@ -59,6 +61,7 @@ class JobStore:
         # Ours: id -> (API key, when it was forgotten) of expired jobs, so they answer 410 rather than 404. Bounded:
         # the oldest tombstones go first.
         self._tombstones: collections.OrderedDict[str, tuple[str, float]] = collections.OrderedDict()
+        self.on_forget: list[Callable[[str], None]] = []  # called with each forgotten job's id
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -121,6 +124,8 @@ class JobStore:
         return self._tombstones.get(job_id)
 
     def _forget(self, job: Job) -> None:
+        for callback in self.on_forget:
+            callback(job.id)
         if self._jobs.pop(job.id, None) is not None and job.expires_at is not None:
             self._tombstones[job.id] = (job.api_key, job.expires_at)
             while len(self._tombstones) > MAX_TOMBSTONES:

@@ -45,9 +45,14 @@ def _ping() -> int:
     return os.getpid()
 
 
-def run_engine_job(data: bytes, prompt: str, clothing: str, out_path: str, max_pixels: int) -> dict[str, Any]:
+def run_engine_job(
+    data: bytes, prompt: str, clothing: str, out_path: str, max_pixels: int, hold: float = 0.0
+) -> dict[str, Any]:
     """Runs inside a worker process: decodes the compressed input here (the queue holds only its bytes), edits,
-    writes the PNG to `out_path`. Returns a small dict; the image never goes back through the pipe."""
+    writes the PNG to `out_path`. Returns a small dict; the image never goes back through the pipe. `hold`
+    (--engine-hold) keeps the worker busy that much longer: a slow engine, for tests of the queue."""
+    if hold > 0:
+        time.sleep(hold)
     import cv2  # lazy: see _worker_init
 
     from fashionai import engine, images  # lazy: engine imports OpenCV
@@ -128,11 +133,15 @@ class EnginePool:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(self.workers)))
 
-    async def run(self, data: bytes, prompt: str, clothing: str, out_path: str, max_pixels: int) -> dict[str, Any]:
+    async def run(
+        self, data: bytes, prompt: str, clothing: str, out_path: str, max_pixels: int, hold: float = 0.0
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         executor = self._executor
         try:
-            return await loop.run_in_executor(executor, run_engine_job, data, prompt, clothing, out_path, max_pixels)
+            return await loop.run_in_executor(
+                executor, run_engine_job, data, prompt, clothing, out_path, max_pixels, hold
+            )
         except BrokenProcessPool:
             # A worker died (killed, out of memory): fail this job and start a fresh pool for the next ones.
             if self._executor is executor:  # only the first job to notice replaces the pool

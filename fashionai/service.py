@@ -33,6 +33,7 @@ from fashionai.outputs import OutputDir, sweep_abandoned
 from fashionai.pool import EnginePool
 from fashionai.redact import redact_url
 from fashionai.schemas import PreviewBody, SubmitBody
+from fashionai.webhooks import Webhooks
 
 log = logging.getLogger("fashionai")
 
@@ -133,6 +134,18 @@ class Service:
             max_bytes=settings.max_image_bytes,
         )
         self.resolve = resolve
+        self.webhooks = Webhooks(
+            policy=FetchPolicy(
+                allow_hosts=("*",),
+                allow_internal=settings.webhook_allow_internal,
+                timeout=settings.webhook_timeout,
+                max_bytes=0,
+            ),
+            attempts=settings.webhook_attempts,
+            backoff=settings.webhook_backoff,
+            resolve=resolve,
+        )
+        self.store.on_forget.append(self.webhooks.forget)
         self.outputs: OutputDir | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.timers: dict[str, asyncio.TimerHandle] = {}  # job id -> pending --delay timer
@@ -162,6 +175,7 @@ class Service:
         for timer in [*self.timers.values(), *self.deadline_timers.values()]:
             timer.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.webhooks.stop()
         await asyncio.to_thread(self.pool.shutdown)
         self.store.clear()
         if self.outputs is not None:
@@ -205,7 +219,12 @@ class Service:
             else:
                 self.engine_runs += 1
                 outcome = await self.pool.run(
-                    data, job.prompt, job.clothing, job.output_path, self.settings.max_image_pixels
+                    data,
+                    job.prompt,
+                    job.clothing,
+                    job.output_path,
+                    self.settings.max_image_pixels,
+                    self.settings.engine_hold,
                 )
             del data
             # --delay is served by a timer, after the engine has released its worker.
@@ -227,10 +246,12 @@ class Service:
             job.meta = dict(outcome.get("meta") or {})
             self.recent_times.append(job.inference_time)
             self.store.finish(job, COMPLETED)
+            self._announce(job)
         else:
             code = str(outcome.get("code") or "engine_error")
             self.store.finish(job, FAILED, error=str(outcome.get("error") or "The edit failed."), code=code)
             self._refund(job.api_key)
+            self._announce(job)
             classes = ", ".join(outcome.get("blocked") or ())
             log.info("request %s failed: %s%s", job.id, job.error, f" (classes: {classes})" if classes else "")
 
@@ -323,7 +344,13 @@ class Service:
             raise ApiError(400, str(exc)) from None
 
     async def submit(
-        self, *, key: str, body: SubmitBody, idempotency_key: str | None = None, start_within: float | None = None
+        self,
+        *,
+        key: str,
+        body: SubmitBody,
+        idempotency_key: str | None = None,
+        start_within: float | None = None,
+        base_url: str = "",
     ) -> tuple[Job, bool]:
         """A new job, or with an `Idempotency-Key` (ours) the job first made under it: (job, replayed).
 
@@ -331,7 +358,7 @@ class Service:
         another body it is 409. While the first submit is still fetching its image a second one waits for it, so
         two racing retries make one job."""
         if idempotency_key is None:
-            return await self._submit_new(key=key, body=body, start_within=start_within), False
+            return await self._submit_new(key=key, body=body, start_within=start_within, base_url=base_url), False
         check_idempotency_key(idempotency_key)
         slot = (key, idempotency_key)
         fingerprint = body_fingerprint(body)
@@ -352,7 +379,12 @@ class Service:
         self.idempotency_pending[slot] = (fingerprint, done)
         try:
             job = await self._submit_new(
-                key=key, body=body, idempotency=slot, fingerprint=fingerprint, start_within=start_within
+                key=key,
+                body=body,
+                idempotency=slot,
+                fingerprint=fingerprint,
+                start_within=start_within,
+                base_url=base_url,
             )
         finally:
             # A refused first submit (400, 429...) leaves no key behind: a retry is a fresh attempt.
@@ -368,6 +400,7 @@ class Service:
         idempotency: tuple[str, str] | None = None,
         fingerprint: str = "",
         start_within: float | None = None,
+        base_url: str = "",
     ) -> Job:
         self.check_rate(key)
         self.check_credits(key)
@@ -388,6 +421,7 @@ class Service:
             simulate_failure=self.fail_rng.random() < self.settings.fail_rate,
             idempotency=idempotency,
             fingerprint=fingerprint,
+            base_url=base_url,
         )
         assert self.outputs is not None, "submit before start"
         job.output_path = self.outputs.file(job.output_name)
@@ -457,6 +491,13 @@ class Service:
         self.store.finish(job, FAILED, error=error, code=code)
         self._refund(job.api_key)
         log.info("request %s ended early: %s", job.id, code)
+        self._announce(job)
+
+    def _announce(self, job: Job) -> None:
+        """Ours: the key's webhook endpoint (if any) hears about the finished job, with the result body."""
+        _status, data = self.result_body(job, base_url=job.base_url)
+        event = "request.completed" if job.state == COMPLETED else "request.failed"
+        self.webhooks.job_finished(api_key=job.api_key, job_id=job.id, event=event, data=data)
 
     def job_for(self, *, key: str, request_id: str, gone_is_410: bool = False) -> Job:
         """The key's own job. Another key's job answers exactly like an unknown one."""

@@ -7,6 +7,9 @@ machine. A malformed value fails loudly at start-up instead of silently falling 
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -430,6 +433,20 @@ RESULT_AI_MARK = env_bool("RESULT_AI_MARK", False)
 FASHION_AI_EXTENSIONS = env_bool(
     "FASHION_AI_EXTENSIONS", not SEGMIND_API_KEY and "segmind.com" not in FASHION_AI_BASE_URL
 )
+# Ours: the site's completion-webhook endpoint (/provider/webhook/) as the provider reaches it. Set (with the
+# extensions on), workers register it with the provider and poll only as a fallback. Empty: polling only.
+FASHION_AI_WEBHOOK_URL = env.str("FASHION_AI_WEBHOOK_URL", default="")
+# The Standard Webhooks secret the site registers (whsec_ + base64 of >= 24 bytes); unset: derived from SECRET_KEY,
+# so every web and worker process knows it without storing it anywhere.
+FASHION_AI_WEBHOOK_SECRET = env.str("FASHION_AI_WEBHOOK_SECRET", default="") or (
+    "whsec_"
+    + base64.b64encode(hmac.new(SECRET_KEY.encode(), b"fashion-ai-provider-webhook", hashlib.sha256).digest()).decode()
+)
+# With webhooks a job is still polled, this often: the fallback when a delivery is lost.
+FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS = env_float(
+    "FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS", 30.0, positive=True, unit="seconds"
+)
+FASHION_AI_WEBHOOKS = FASHION_AI_EXTENSIONS and bool(FASHION_AI_WEBHOOK_URL)
 
 # --- Edit job polling (editor/polling.py). Every timing is a setting so tests can run them fast.
 # Densest poll interval, used near a job's expected finish: how late we may see COMPLETED.
@@ -487,6 +504,13 @@ require(FASHION_AI_TIMEOUT_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT,
         f"FASHION_AI_TIMEOUT_SECONDS ({FASHION_AI_TIMEOUT_SECONDS:g}) must be below the task soft time limit "
         f"({CELERY_TASK_SOFT_TIME_LIMIT} s)")
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Two kinds of work, two queues. The default queue holds the I/O steps (submit, poll, cancel, sweeps: each one HTTP
+# call or a few queries), served by a thread pool that keeps many in flight per process (`--pool threads
+# --concurrency 64`). The finish step (download, decode, re-encode, thumbnail, store: CPU-bound on Pillow) has its
+# own queue on prefork processes, so image work never stalls the polls and a COMPLETED job does not wait behind
+# them. (Thread pools do not enforce the time limits above; every provider call has FASHION_AI_TIMEOUT_SECONDS.)
+CELERY_IMAGES_QUEUE = "images"
+CELERY_TASK_ROUTES = {"editor.tasks.finish_edit_job": {"queue": CELERY_IMAGES_QUEUE}}
 # Celery's Django fixup closes every database connection after every task unless this is set, whatever
 # CONN_MAX_AGE says: a new PostgreSQL connection per poll. fashionsite/celery.py closes them the way Django does
 # after a request instead (honouring CONN_MAX_AGE and dropping broken ones); the fixup then only recycles them

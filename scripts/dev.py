@@ -77,7 +77,7 @@ def main() -> int:
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], check=True, env=env)
     subprocess.run([PY, "manage.py", "create_demo_user"], check=True, env=env)
 
-    processes = ["web", "worker", "beat", "fashionai"]
+    processes = ["web", "worker", "images", "beat", "fashionai"]
     if env.get("STRIPE_STANDIN") == "1":
         # Buying credits against the local Stripe stand-in (devservices/stripe_standin.py): its hosted page has
         # a Pay button, and it posts signed events to this site's webhook.

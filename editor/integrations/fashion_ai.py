@@ -237,6 +237,20 @@ def cancel(*, request_id: str, status_url: str) -> ProviderAnswer:
     return ProviderAnswer(Outcome.REJECTED, http_status=response.status_code, detail=response.text[:500])
 
 
+def register_webhook(*, url: str, secret: str) -> ProviderAnswer:
+    """Ours (FASHION_AI_EXTENSIONS only): PUT /v2/webhook, this API key's completion webhook endpoint."""
+    root = settings.FASHION_AI_BASE_URL.removesuffix("/v1")
+    _state.last_headers = {}
+    try:
+        response = get_client()._client.put(f"{root}/v2/webhook", json={"url": url, "secret": secret})
+    except httpx.HTTPError as exc:
+        return ProviderAnswer(Outcome.RETRY, detail=_describe(exc), network=True)
+    if response.status_code == 200:
+        return ProviderAnswer(Outcome.OK, http_status=200)
+    outcome = Outcome.RETRY if response.status_code == 429 or response.status_code >= 500 else Outcome.REJECTED
+    return ProviderAnswer(outcome, http_status=response.status_code, detail=response.text[:500])
+
+
 def _fetch(which: str, **handle: str) -> ProviderAnswer:
     _state.last_headers = {}
     job = job_handle(**handle)

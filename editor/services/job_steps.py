@@ -8,6 +8,7 @@ Celery and never import the commands or the tasks: the flow runs one way (comman
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -84,6 +85,7 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
             job_id=job.pk, error_code="photo_unreadable", error_detail="The photo is missing from storage."
         )
         return DONE
+    ensure_webhook_registered()
     answer = fashion_ai.submit(
         image=image,
         prompt=job.prompt,
@@ -93,7 +95,7 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
         start_within=float(settings.FASHION_AI_JOB_DEADLINE_SECONDS),
     )
     if answer.ok:
-        first = next_poll_delay(age=0.0, expected=expected_provider_seconds(), policy=poll_policy())
+        first = _fallback(next_poll_delay(age=0.0, expected=expected_provider_seconds(), policy=poll_policy()))
         if edit_job_mark_submitted(
             job_id=job.pk,
             request_id=str(answer.body["request_id"]),
@@ -132,14 +134,14 @@ def _retry_submit(job: EditJob, *, detail: str, retry_after: float | None) -> Ne
 def edit_job_run_poll(*, job_id: str) -> NextStep:
     """One status call, then say when to ask again (never sleeps).
 
-    Once the provider says COMPLETED the result is saved in this same step: a new message would queue behind
-    every poll and submit already waiting, and the provider keeps the result only for a limited time."""
+    Once the provider says COMPLETED the finish step follows at once, on its own queue (image work is CPU-bound;
+    this step runs on the I/O workers' thread pool), so it does not wait behind the polls."""
     now = timezone.now()
     job = EditJob.objects.filter(pk=job_id).first()
     if job is None or job.state != State.SUBMITTED:
         return DONE
     if job.provider_status == ProviderStatus.COMPLETED:
-        return edit_job_run_finish(job_id=job_id)
+        return NextStep("finish")
     if _past(job.submitted_at, settings.FASHION_AI_JOB_DEADLINE_SECONDS, now):
         edit_job_mark_expired(job_id=job.pk, error_detail="The provider did not finish the edit in time.")
         return _cancel_at_provider(job)
@@ -151,9 +153,9 @@ def edit_job_run_poll(*, job_id: str) -> NextStep:
         provider_status = str(answer.body.get("status"))
         if provider_status == ProviderStatus.COMPLETED:
             edit_job_record_progress(job_id=job.pk, provider_status=ProviderStatus.COMPLETED, next_poll_in=0.0)
-            return edit_job_run_finish(job_id=job_id)
+            return NextStep("finish")
         age = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
-        delay = next_poll_delay(age=age, expected=expected_provider_seconds(), policy=policy)
+        delay = _fallback(next_poll_delay(age=age, expected=expected_provider_seconds(), policy=policy))
         edit_job_record_progress(job_id=job.pk, provider_status=provider_status, next_poll_in=delay)
         return NextStep("poll", delay)
     _record_error(answer, job_id=job.pk, call="status")
@@ -319,6 +321,33 @@ def edit_jobs_sweep() -> list[tuple[str, NextStep]]:
     if steps:
         log.info("sweeper re-enqueues %d overdue edit jobs", len(steps))
     return steps
+
+
+# ================================================================================================ webhooks
+
+_webhook_registered_at: float | None = None
+WEBHOOK_REREGISTER_SECONDS = 300.0  # a provider that restarted without its registrations hears from us again soon
+
+
+def ensure_webhook_registered() -> None:
+    """Ours: (re-)register the site's webhook endpoint with the provider, at most every few minutes per process.
+    A failure only costs latency: polling finishes the job anyway."""
+    global _webhook_registered_at
+    if not settings.FASHION_AI_WEBHOOKS:
+        return
+    now = time.monotonic()
+    if _webhook_registered_at is not None and now - _webhook_registered_at < WEBHOOK_REREGISTER_SECONDS:
+        return
+    answer = fashion_ai.register_webhook(url=settings.FASHION_AI_WEBHOOK_URL, secret=settings.FASHION_AI_WEBHOOK_SECRET)
+    if answer.ok:
+        _webhook_registered_at = now
+    else:
+        log.warning("webhook registration failed (%s %s); polling only", answer.outcome, answer.detail)
+
+
+def _fallback(delay: float) -> float:
+    """With webhooks, a poll is only the fallback for a lost delivery: not sooner than the fallback interval."""
+    return max(delay, settings.FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS) if settings.FASHION_AI_WEBHOOKS else delay
 
 
 # ================================================================================================ cancel

@@ -18,7 +18,7 @@ from tests.deploy.conftest import REPO
 
 COMPOSE_FILE = REPO / "docker" / "compose.yaml"
 COMPOSE_DIR = COMPOSE_FILE.parent
-SITE_SERVICES = ("migrate", "web", "worker", "beat")
+SITE_SERVICES = ("migrate", "web", "worker", "worker-images", "beat")
 LONG_RUNNING = ("postgres", "redis", "s3", "web", "worker", "fashionai", "proxy")
 # ${NAME}, ${NAME:-default}, ${NAME:?message}; `$$` is a literal dollar for the container's shell.
 VARIABLE_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")

@@ -35,6 +35,17 @@ def _health(server: FashionAIServer) -> dict[str, Any]:
     return body
 
 
+def _idle(server: FashionAIServer, timeout: float = 60) -> dict[str, Any]:
+    """Health once no job is queued or processing (earlier tests' jobs count engine runs too)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = _health(server)
+        if health["jobs"]["QUEUED"] == health["jobs"]["PROCESSING"] == 0:
+            return health
+        time.sleep(0.05)
+    raise AssertionError("the service did not become idle")
+
+
 def _wait_terminal(client: httpx.Client, status_url: str, timeout: float = 30) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,7 +60,7 @@ def _wait_terminal(client: httpx.Client, status_url: str, timeout: float = 30) -
 
 
 def test_same_idempotency_key_and_body_return_the_first_job(fai: FashionAIServer, astronaut_b64: str) -> None:
-    runs_before = _health(fai)["engine_runs"]
+    runs_before = _idle(fai)["engine_runs"]
     body = {"image": astronaut_b64, "prompt": PROMPT, "clothing": "topwear"}
     with _client(fai) as client:
         first = client.post("/v2/fashion-ai", json=body, headers={"Idempotency-Key": "edit-1"})
@@ -68,7 +79,7 @@ def test_same_idempotency_key_and_body_return_the_first_job(fai: FashionAIServer
         # Still the same job once it has finished (the key lives for the retention window).
         late = client.post("/v2/fashion-ai", json=body, headers={"Idempotency-Key": "edit-1"})
         assert late.json()["request_id"] == first.json()["request_id"]
-    assert _health(fai)["engine_runs"] == runs_before + 1
+    assert _idle(fai)["engine_runs"] == runs_before + 1
 
 
 def test_same_idempotency_key_with_another_body_is_409(fai: FashionAIServer, astronaut_b64: str) -> None:
@@ -96,7 +107,7 @@ def test_idempotency_keys_are_per_api_key(fai: FashionAIServer, astronaut_b64: s
 
 
 def test_racing_submits_with_one_key_make_one_job(fai: FashionAIServer, astronaut_b64: str) -> None:
-    runs_before = _health(fai)["engine_runs"]
+    runs_before = _idle(fai)["engine_runs"]
     body = {"image": astronaut_b64, "prompt": PROMPT}
 
     def send(_: int) -> httpx.Response:
@@ -109,7 +120,7 @@ def test_racing_submits_with_one_key_make_one_job(fai: FashionAIServer, astronau
     assert len({a.json()["request_id"] for a in answers}) == 1
     with _client(fai) as client:
         _wait_terminal(client, answers[0].json()["status_url"])
-    assert _health(fai)["engine_runs"] == runs_before + 1
+    assert _idle(fai)["engine_runs"] == runs_before + 1
 
 
 @pytest.mark.parametrize("value", ["", "x" * 256, "caf\u00e9", "tab\tinside"])
@@ -137,10 +148,13 @@ def test_a_refused_first_submit_leaves_no_key_behind(fai: FashionAIServer, astro
 # ------------------------------------------------------------------------------------------------ cancel, deadline
 
 
+HOLD = 2.5  # seconds each job keeps the one engine worker busy
+
+
 @pytest.fixture
 def slow() -> Iterator[FashionAIServer]:
-    """One engine worker, 1.5 s a job, 5 credits: jobs queue up behind each other."""
-    with run_fashionai(delay=1.5, api_keys="slow-key:5,stranger") as server:
+    """One engine worker held 2.5 s by each job, 5 credits: jobs queue up behind each other."""
+    with run_fashionai(api_keys="slow-key:5,stranger", env={"FASHIONAI_ENGINE_HOLD": str(HOLD)}) as server:
         yield server
 
 
@@ -174,7 +188,7 @@ def test_cancel_a_queued_and_a_processing_job(slow: FashionAIServer, astronaut_b
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert client.post(f"/v2/requests/{running['request_id']}/cancel").status_code == 200
-        time.sleep(1.7)
+        time.sleep(HOLD + 0.3)  # the engine returns meanwhile: its result is dropped
         result = client.get(running["response_url"])
         assert result.status_code == 422 and result.json()["output"] is None
         # Both refunded: the next submit leaves 4 of the 5 credits.
@@ -213,11 +227,15 @@ def test_start_deadline_fails_a_job_that_waited_too_long(slow: FashionAIServer, 
 def test_status_carries_queue_position_eta_and_retry_after(slow: FashionAIServer, astronaut_b64: str) -> None:
     with _client(slow) as client:
         jobs = [_submit(client, astronaut_b64) for _ in range(3)]
+        second = client.get(jobs[1]["status_url"]).json()
         last = client.get(jobs[2]["status_url"])
         assert last.status_code == 200
         body = last.json()
-        assert body["status"] == "QUEUED" and body["queue_position"] == 1
-        assert body["eta_seconds"] > 1.5 and body["eta"].endswith("Z")
+        # One job is ahead of the last in the queue while the second still waits (each holds the engine 2.5 s).
+        assert body["status"] == "QUEUED"
+        assert body["queue_position"] == (1 if second["status"] == "QUEUED" else 0)
+        assert second["queue_position"] in (0, None)
+        assert body["eta_seconds"] > 0 and body["eta"].endswith("Z")
         assert body["expires_at"] is None
         assert 1 <= int(last.headers["retry-after"]) <= 30
         done = _wait_terminal(client, jobs[2]["status_url"])
@@ -232,7 +250,7 @@ def test_wait_long_polls_until_the_job_finishes(slow: FashionAIServer, astronaut
         answer = client.get(job["status_url"], params={"wait": 20})
         held = time.monotonic() - started
         assert answer.json()["status"] == "COMPLETED", answer.text
-        assert held > 1.0  # it was held until the engine finished, not answered at once
+        assert held > 1.0  # it was held until the engine finished (HOLD s), not answered at once
         assert client.get(job["response_url"], params={"wait": "x"}).status_code == 400
 
 

@@ -151,7 +151,9 @@ def test_every_step_run_twice_changes_nothing_the_second_time(
         assert time.monotonic() < deadline
         time.sleep(step.countdown)
         step = edit_job_run_poll(job_id=str(job.pk))
-    assert step.task is None  # the poll that saw COMPLETED saved the result itself
+    assert step.task == "finish"  # the poll that saw COMPLETED hands the result to the images queue
+    step = edit_job_run_finish(job_id=str(job.pk))
+    assert step.task is None
     done = _snapshot(job.pk)
     assert done["state"] == "succeeded" and done["result_image"]
     for again in (edit_job_run_finish, edit_job_run_poll, edit_job_run_submit):

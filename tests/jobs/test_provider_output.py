@@ -18,7 +18,7 @@ from editor import images, storage
 from editor.integrations import fashion_ai
 from editor.models import CreditEntry, EditJob
 from editor.services.edit_commands import edit_job_submit
-from editor.services.job_steps import edit_job_run_poll, edit_job_run_submit
+from editor.services.job_steps import edit_job_run_finish, edit_job_run_poll, edit_job_run_submit
 
 HTML = b"<html><body><script>alert(document.cookie)</script></body></html>"
 
@@ -170,7 +170,8 @@ def _run_job(user: Any, photo: Any) -> EditJob:
     edit_job_run_submit(job_id=str(job.pk))
     # The first poll is scheduled a moment later; the step runs now, as a worker's countdown would later.
     EditJob.objects.filter(pk=job.pk).update(next_poll_at=timezone.now())
-    edit_job_run_poll(job_id=str(job.pk))  # sees COMPLETED and saves the result in the same step
+    assert edit_job_run_poll(job_id=str(job.pk)).task == "finish"  # sees COMPLETED: the finish step follows
+    edit_job_run_finish(job_id=str(job.pk))
     return EditJob.objects.get(pk=job.pk)
 
 

@@ -65,6 +65,9 @@ rule("staff/users/<int:user_id>/", STAFF, lambda v: {"user_id": str(v.user.pk)})
 rule("staff/files/<str:kind>/<uuid:pk>/<str:field>/", STAFF,
      lambda v: {"kind": "job", "pk": str(v.job.pk), "field": "result_image"})
 rule("", PUBLIC)
+# The provider's completion webhook: no session, the Standard Webhooks signature is the authentication (an unsigned
+# POST is 401 and changes nothing: tests/jobs/test_provider_webhooks.py).
+rule("provider/webhook/", PUBLIC, post=lambda v: {"data": f'{{"request_id": "{v.job.request_id}"}}'})
 rule("profile/", LOGIN)
 rule(
     "edit/new/", LOGIN,

@@ -264,3 +264,28 @@ def test_credits_page_lists_the_ledger_with_jobs(make_user: Any) -> None:
     assert "Birthday present" in html and "a golden jacket" in html
     assert reverse("editor:job_detail", kwargs={"pk": job.pk}) in html
     assert 'data-kind="refund"' in html and 'data-kind="charge"' in html
+
+
+def test_a_running_edit_can_be_stopped_and_deleted_with_a_refund(
+    make_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from editor.services.edit_commands import edit_job_submit
+
+    user = make_user()
+    credits_grant(user=user, amount=2, reason="test")
+    user.credit_account.refresh_from_db()
+    before = user.credit_account.balance
+    with django_capture_on_commit_callbacks(execute=False):
+        job = edit_job_submit(user=user, photo=make_photo(user), prompt="a red top", clothing="topwear")
+    user.credit_account.refresh_from_db()
+    assert user.credit_account.balance == before - 1
+    client = client_for(user)
+    page = client.get(reverse("editor:job_detail", kwargs={"pk": job.pk})).content.decode()
+    assert 'data-testid="stop-delete"' in page and "Your credit goes back" in page
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("editor:job_delete", kwargs={"pk": job.pk}))
+    assert response.status_code == 302 and response["Location"] == reverse("editor:gallery")
+    assert not EditJob.objects.filter(pk=job.pk).exists()
+    user.credit_account.refresh_from_db()
+    assert user.credit_account.balance == before
+    assert CreditEntry.objects.filter(user=user, kind="refund").count() == 1
