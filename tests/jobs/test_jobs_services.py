@@ -44,7 +44,7 @@ def provider(settings: Any, fashionai_service: Any) -> Any:
     [
         ("ab", "topwear", "at least 3"),
         ("x" * 501, "topwear", "under 500"),
-        ("a red hat", "hats", "topwear or bottomwear"),
+        ("a red hat", "hats", "the top or the bottom"),
     ],
 )
 def test_submit_validates_input(
