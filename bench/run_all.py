@@ -25,6 +25,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("content screening", [PY, "-m", "bench.bench_content_safety"], ["--runs", "5"]),
     ("provenance", [PY, "-m", "bench.bench_provenance"], ["--runs", "3"]),
     ("edit jobs", [PY, "bench/bench_jobs.py"], ["--quick"]),
+    ("full-resolution compose", [PY, "-m", "bench.bench_compose"], ["--runs", "1", "--sizes", "2048x1536"]),
     ("dashboard", [PY, "bench/bench_dashboard.py"], ["--jobs", "10000", "--users", "100", "--runs", "3"]),
     ("site load", [PY, "bench/bench_load.py"], ["--quick"]),
     ("developer API", [PY, "bench/bench_api.py"], ["--quick"]),

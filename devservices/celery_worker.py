@@ -85,7 +85,7 @@ class CeleryWorker:
         concurrency: int,
         app: str = "fashionsite",
         pool: str = "prefork",
-        queues: str = "celery,images",
+        queues: str = "celery,images,compose",
     ) -> None:
         self.env = env
         self.app = app

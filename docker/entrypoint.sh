@@ -2,7 +2,9 @@
 # Entry point of the site image: one image, one role per container.
 #   web      gunicorn (docker/gunicorn.conf.py)
 #   api      uvicorn for /api/ (ASGI: `Prefer: wait` waits as a coroutine, not a thread; docs/api.md)
-#   worker   Celery worker (CELERY_WORKER_CONCURRENCY processes, one message each at a time)
+#   worker   Celery worker (CELERY_WORKER_CONCURRENCY processes, one message each at a time): submits and polls
+#   composer optional: a worker of the compose queue alone (full-resolution results; the images role serves that
+#            queue too), COMPOSE_WORKER_CONCURRENCY processes, default 1
 #   beat     Celery beat (run exactly ONE, whatever the number of workers)
 #   migrate  apply database migrations once, then exit (the one-shot compose service)
 #   manage   any manage.py command, e.g. `manage createsuperuser`
@@ -33,10 +35,15 @@ case "$role" in
       --concurrency "${CELERY_IO_CONCURRENCY:-64}" -n "io@%h" --without-mingle --without-gossip "$@"
     ;;
   images)
-    # The finish step (download, decode, re-encode, store) is CPU-bound: prefork processes, one per core.
+    # The finish step (download, decode, re-encode, store) and the full-resolution compose (queue compose) are
+    # CPU-bound: prefork processes, one per core, never the I/O threads that poll.
     # -O fair: hand a task to a process only when it is free, so one slow download never blocks the next.
-    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" --queues images \
+    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" --queues images,compose \
       --concurrency "${CELERY_WORKER_CONCURRENCY:-2}" -O fair -n "images@%h" --without-mingle --without-gossip "$@"
+    ;;
+  composer)
+    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" -Q compose -n "compose@%h" \
+      --concurrency "${COMPOSE_WORKER_CONCURRENCY:-1}" -O fair --without-mingle --without-gossip "$@"
     ;;
   beat)
     # The schedule lives in settings (CELERY_BEAT_SCHEDULE); this file only remembers last run times.

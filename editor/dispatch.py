@@ -14,7 +14,7 @@ from editor.tasks import ACCOUNT_TASKS, dispatch_step
 log = logging.getLogger(__name__)
 
 
-def enqueue(task: Literal["submit", "poll", "finish"], job_id: str, countdown: float = 0.0) -> None:
+def enqueue(task: Literal["submit", "poll", "finish", "compose"], job_id: str, countdown: float = 0.0) -> None:
     try:
         dispatch_step(job_id, NextStep(task, countdown))
     except Exception:  # the broker is down: the job is due, so the sweeper enqueues it later

@@ -6,8 +6,10 @@ the type is sniffed by Pillow (never the filename or the browser's content type)
 pixel count (decompression bombs) and the smallest side are limited, and the image is fully decoded
 (truncated or corrupt files fail here, not in a worker). Normalising means: EXIF orientation applied,
 converted to 8-bit sRGB-ish RGB (CMYK, 16-bit, palette and alpha handled), every piece of metadata
-dropped (we re-encode from pixels), cropped to a square (centred, or the user's square) and resized to
-512x512 — the same square the model uses, so the before/after compare lines up.
+dropped (we re-encode from pixels). Two images come out: the original itself (its long side capped at
+ORIGINAL_MAX_SIDE), kept privately so the finished edit can be composed back into the whole photo
+(editor/compose.py), and the square cut from it (centred, or the user's square) resized to 512x512, which is what
+the model sees. The square's place in the original is returned with them.
 
 Animated images (GIF is refused anyway; animated WebP/PNG) keep their first frame: people upload
 "live" photos from phones and expect the still.
@@ -19,8 +21,9 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
+import numpy as np
 from django.conf import settings
 from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
@@ -39,6 +42,8 @@ ACCEPTED_FORMATS = ["JPEG", "PNG", "WEBP", *_HEIF_FORMATS]
 ACCEPTED_LABEL = "JPEG, PNG, WebP or HEIC"
 SIDE = 512
 THUMBNAIL_SIDE = 256
+# The kept original: 4:4:4 at this quality is visually lossless, and a fraction of a PNG's size and encode time.
+ORIGINAL_QUALITY = 95
 
 
 class PhotoRejected(Refused):
@@ -139,14 +144,50 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def normalise_image(data: IO[bytes], *, crop: CropSquare | None = None) -> tuple[bytes, bytes]:
-    """Decode, check and normalise an upload. Returns (512x512 JPEG, 256x256 thumbnail JPEG)."""
+@dataclass(frozen=True)
+class NormalisedPhoto:
+    """An upload made safe: the 512 model input, its thumbnail, and the capped original it was cut from.
+
+    `square` is (left, top, side) of the model input in the original's pixels; the original is the upright,
+    metadata-free, sRGB photo, its long side capped at ORIGINAL_MAX_SIDE, stored as a high-quality JPEG."""
+
+    model_input: bytes
+    thumbnail: bytes
+    original: bytes
+    original_size: tuple[int, int]
+    square: tuple[int, int, int]
+
+
+def _cap(image: Image.Image) -> Image.Image:
+    limit = settings.ORIGINAL_MAX_SIDE
+    width, height = image.size
+    if max(width, height) <= limit:
+        return image
+    scale = limit / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # reducing_gap: a cheap integer reduce first, then Lanczos over the last factor of two (same look, ~3x faster).
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _normalised(image: Image.Image, box: tuple[int, int, int, int]) -> NormalisedPhoto:
+    square = image.crop(box).resize((SIDE, SIDE), Image.Resampling.LANCZOS)
+    return NormalisedPhoto(
+        model_input=_encode_jpeg(square, quality=92),
+        thumbnail=_encode_jpeg(square.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS), quality=82),
+        original=_encode_jpeg(image, quality=ORIGINAL_QUALITY),
+        original_size=image.size,
+        square=(box[0], box[1], box[2] - box[0]),
+    )
+
+
+def normalise_image(data: IO[bytes], *, crop: CropSquare | None = None) -> NormalisedPhoto:
+    """Decode, check and normalise an upload: the capped original and the 512 square cut from it."""
     image = _open_checked(data)
     try:
         image = ImageOps.exif_transpose(image) or image
     except (OSError, ValueError, SyntaxError, KeyError):
         pass  # unreadable EXIF: keep the pixels as stored
-    image = _to_rgb(image)
+    image = _cap(_to_rgb(image))
     if settings.UPLOAD_SCREENING:  # the whole upright photo, before any crop: nothing of it is kept if refused
         content_screening.screen_upload(image)
     width, height = image.size
@@ -156,10 +197,21 @@ def normalise_image(data: IO[bytes], *, crop: CropSquare | None = None) -> tuple
         box = (left, top, left + side, top + side)
     else:
         box = crop.box(width, height)
-    square = image.crop(box).resize((SIDE, SIDE), Image.Resampling.LANCZOS)
-    return _encode_jpeg(square, quality=92), _encode_jpeg(
-        square.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS), quality=82
-    )
+    return _normalised(image, box)
+
+
+def normalise_result_photo(data: bytes, *, square: tuple[int, int, int] | None) -> NormalisedPhoto:
+    """A finished edit's (full-resolution) result as the next edit's photo: the model input is its square at the
+    same place as the previous edit's (`square`, in the result's pixels), or the centred square."""
+    image = _to_rgb(_open_checked(io.BytesIO(data)))
+    width, height = image.size
+    if square is not None and square[2] > 0 and square[0] + square[2] <= width and square[1] + square[2] <= height:
+        left, top, side = square
+    else:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+    # Not capped again: a composed result already is, and the square's coordinates must stay valid.
+    return _normalised(image, (left, top, left + side, top + side))
 
 
 def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
@@ -233,6 +285,21 @@ def _with_ai_mark(image: Image.Image) -> Image.Image:
     left, top, _right, _bottom = (round(v) for v in font.getbbox(AI_MARK_TEXT))
     draw.text((box[0] + pad - left, box[1] + pad - top), AI_MARK_TEXT, font=font, fill=(255, 255, 255, 235))
     return marked
+
+
+def draw_ai_mark_on(pixels: np.ndarray[Any, Any]) -> None:
+    """The visible mark drawn into an H x W x 3 uint8 RGB array in place (the full-resolution result), laid out
+    for the whole image as `_with_ai_mark` does, but drawn on its box alone (no copy of the whole photo)."""
+    height, width = pixels.shape[:2]
+    font_size, pad, box = _ai_mark_layout(width, height)
+    left, top, right, bottom = ai_mark_box(width, height)
+    crop = Image.fromarray(np.ascontiguousarray(pixels[top:bottom, left:right]))
+    font = ImageFont.load_default(size=font_size)
+    draw = ImageDraw.Draw(crop, "RGBA")
+    draw.rounded_rectangle((0, 0, box[2] - left, box[3] - top), radius=max(2, pad // 2), fill=(0, 0, 0, 150))
+    text_left, text_top, _right, _bottom = (round(v) for v in font.getbbox(AI_MARK_TEXT))
+    draw.text((pad - text_left, pad - text_top), AI_MARK_TEXT, font=font, fill=(255, 255, 255, 235))
+    pixels[top:bottom, left:right] = np.asarray(crop)
 
 
 def clean_result(decoded: Image.Image, *, ai_mark: bool = False) -> tuple[bytes, str]:

@@ -20,6 +20,14 @@ def photo_upload_to(instance: Photo, filename: str) -> str:
     return storage.photo_key(instance.owner_id, filename)
 
 
+def photo_original_upload_to(instance: Photo, filename: str) -> str:
+    return storage.photo_original_key(instance.owner_id, filename)
+
+
+def full_result_upload_to(instance: EditJob, filename: str) -> str:
+    return storage.job_full_result_key(instance.owner_id, instance.pk)
+
+
 def result_upload_to(instance: EditJob, filename: str) -> str:
     return storage.job_result_key(instance.owner_id, instance.pk, storage.extension_of(filename, ".png"))
 
@@ -36,7 +44,8 @@ class Clothing(models.TextChoices):
 
 
 class Photo(models.Model):
-    """An uploaded photo, already normalised: EXIF-transposed, RGB, metadata stripped, 512x512 crop."""
+    """An uploaded photo, already normalised: EXIF-transposed, RGB, metadata stripped. `image` is the 512x512
+    square the model sees; `original` the whole photo (long side capped) it was cut from, at `square_*`."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="photos")
@@ -45,6 +54,16 @@ class Photo(models.Model):
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
     size_bytes = models.PositiveIntegerField(default=0)
+    # The whole photo, kept privately for full-resolution results (empty for photos stored before it was kept).
+    original = models.ImageField(
+        upload_to=photo_original_upload_to, blank=True, width_field="original_width", height_field="original_height"
+    )
+    original_width = models.PositiveIntegerField(default=0)
+    original_height = models.PositiveIntegerField(default=0)
+    # Where the 512 model input was cut from the original, in the original's pixels.
+    square_left = models.PositiveIntegerField(default=0)
+    square_top = models.PositiveIntegerField(default=0)
+    square_side = models.PositiveIntegerField(default=0)
     original_name = models.CharField(max_length=255, blank=True)
     # Set when the photo is a previous edit's result ("edit again").
     source_job = models.ForeignKey(
@@ -72,6 +91,14 @@ class EditJob(models.Model):
 
     IN_FLIGHT_STATES = (State.CREATED, State.SUBMITTED)
     FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.EXPIRED)
+
+    class Compose(models.TextChoices):
+        """The full-resolution result of a SUCCEEDED job (the job's state does not wait for it)."""
+
+        NONE = "", "Not composed (no original kept)"
+        PENDING = "pending", "Being composed"
+        DONE = "done", "Composed"
+        FAILED = "failed", "Could not be composed (the 512 square is kept)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edit_jobs")
@@ -109,6 +136,11 @@ class EditJob(models.Model):
 
     result_image = models.ImageField(upload_to=result_upload_to, blank=True)
     result_thumbnail = models.ImageField(upload_to=thumbnail_upload_to, blank=True)
+    # The whole photo with the edit composed in (result_image stays the 512 square the model made).
+    full_result = models.ImageField(upload_to=full_result_upload_to, blank=True)
+    compose_state = models.CharField(max_length=16, choices=Compose.choices, default=Compose.NONE, blank=True)
+    compose_attempts = models.PositiveSmallIntegerField(default=0)
+    compose_detail = models.CharField(max_length=255, blank=True)
     source_job = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups"
     )

@@ -3,9 +3,10 @@ to a browser, the input the provider fetches, and the one rule for deleting it.
 
 This is the only module that knows S3 from local files. Everything else passes storage names (keys) around.
 
-Keys, one scheme: `users/<owner id>/<folder>/<id><extension>`. A photo's id is a fresh random uuid; a job's files
-use the job's own id (a random UUID too, so keys stay unguessable) so a retried save overwrites its earlier copy
-instead of leaving an orphan. Raw direct uploads wait under `incoming/<owner id>/<random hex>` until checked.
+Keys, one scheme: `users/<owner id>/<folder>/<id><extension>` (folders photos, originals, thumbs, results). A
+photo's id is a fresh random uuid; a job's files use the job's own id (a random UUID too, so keys stay
+unguessable) so a retried save overwrites its earlier copy instead of leaving an orphan; the full-resolution
+result is `results/<job id>-full.jpg`. Raw direct uploads wait under `incoming/<owner id>/<random hex>` until checked.
 
 Deleting, one rule: files go only after the transaction that removed their rows commits (a rollback must not
 leave rows without files); a failed delete is logged and never reaches the person (an orphan file is better than
@@ -43,6 +44,7 @@ DIRECT_UPLOAD_PREFIX = "incoming"
 EXPORTS_PREFIX = "exports"
 RESULT_EXTENSIONS = (".png", ".jpg")
 JOB_THUMBNAIL_EXTENSION = ".webp"
+FULL_RESULT_SUFFIX = "-full.jpg"
 
 
 def _backend() -> Storage:
@@ -70,17 +72,34 @@ def photo_thumbnail_key(owner_id: Any, filename: str) -> str:
     return f"{USERS_PREFIX}/{owner_id}/thumbs/{uuid.uuid4().hex}{extension_of(filename, '.jpg')}"
 
 
+def photo_original_key(owner_id: Any, filename: str) -> str:
+    return f"{USERS_PREFIX}/{owner_id}/originals/{uuid.uuid4().hex}{extension_of(filename, '.jpg')}"
+
+
 def job_result_key(owner_id: Any, job_id: Any, extension: str) -> str:
     return f"{USERS_PREFIX}/{owner_id}/results/{job_id}{extension}"
+
+
+def job_full_result_key(owner_id: Any, job_id: Any) -> str:
+    """The full-resolution result (always JPEG); the 512 square the model made stays at job_result_key."""
+    return f"{USERS_PREFIX}/{owner_id}/results/{job_id}{FULL_RESULT_SUFFIX}"
 
 
 def job_thumbnail_key(owner_id: Any, job_id: Any) -> str:
     return f"{USERS_PREFIX}/{owner_id}/thumbs/{job_id}{JOB_THUMBNAIL_EXTENSION}"
 
 
+def job_full_thumbnail_key(owner_id: Any, job_id: Any) -> str:
+    # Its own key, not the square's thumbnail overwritten: browsers and the URL cache keep a URL's content.
+    return f"{USERS_PREFIX}/{owner_id}/thumbs/{job_id}-full{JOB_THUMBNAIL_EXTENSION}"
+
+
 def job_file_keys(owner_id: Any, job_id: Any) -> list[str]:
     """Every key a job's result can have been stored at (an interrupted save may have left any of them)."""
-    return [job_result_key(owner_id, job_id, ext) for ext in RESULT_EXTENSIONS] + [job_thumbnail_key(owner_id, job_id)]
+    return [job_result_key(owner_id, job_id, ext) for ext in RESULT_EXTENSIONS] + [
+        job_thumbnail_key(owner_id, job_id), job_full_result_key(owner_id, job_id),
+        job_full_thumbnail_key(owner_id, job_id),
+    ]
 
 
 def direct_upload_key(owner_id: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from editor.services import account_data, account_emails, files, job_steps, notifications, payments
+from editor.services import account_data, account_emails, files, full_results, job_steps, notifications, payments
 from editor.services.job_steps import NextStep
 from editor.services.photos import photos_delete_unused
 
@@ -25,7 +25,9 @@ def dispatch_step(job_id: str, step: NextStep, *, attempt: int = 0) -> None:
         if notifications.edit_job_email_wanted(job_id=str(job_id)):
             email_edit_finished.delay(str(job_id))
         return
-    task = {"submit": submit_edit_job, "poll": poll_edit_job, "finish": finish_edit_job}[step.task]
+    task = {
+        "submit": submit_edit_job, "poll": poll_edit_job, "finish": finish_edit_job, "compose": compose_edit_job,
+    }[step.task]
     task.apply_async(args=(str(job_id),), countdown=max(0.0, step.countdown))
 
 
@@ -48,6 +50,12 @@ def finish_edit_job(job_id: str) -> None:
 def cancel_provider_request(request_id: str, status_url: str, attempt: int = 1) -> None:
     step = job_steps.provider_request_cancel(request_id=request_id, status_url=status_url, attempt=attempt)
     dispatch_step("", step, attempt=attempt)
+
+
+# Routed to its own queue (settings.CELERY_TASK_ROUTES): seconds of CPU that must not delay anyone's poll.
+@shared_task(name="editor.tasks.compose_edit_job", ignore_result=True)
+def compose_edit_job(job_id: str) -> None:
+    dispatch_step(job_id, full_results.edit_job_run_compose(job_id=job_id))
 
 
 @shared_task(name="editor.tasks.sweep_edit_jobs", ignore_result=True)

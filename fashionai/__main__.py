@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="bind address (FASHIONAI_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (FASHIONAI_PORT, default 8765)")
     serve.add_argument("--workers", type=int, help="engine worker processes (FASHIONAI_WORKERS, default 1)")
-    serve.add_argument("--engine", choices=config.ENGINES, help="recolor (default) or passthrough (load tests)")
+    serve.add_argument("--engine", choices=config.ENGINES,
+                       help="recolor (default), passthrough (load tests) or generative (recolor plus a generative "
+                       "provider's shift, noise, new pattern and moved edge)")
     serve.add_argument("--delay", type=float, help="extra simulated seconds per job (FASHIONAI_DELAY)")
     serve.add_argument("--status-delay", type=float,
                        help="seconds each status/result call waits before answering (FASHIONAI_STATUS_DELAY)")

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from fashionai import safety as content_safety
 
-ENGINES = ("recolor", "passthrough")
-# Content screening: on, off, or auto (on for the recolor engine, off for passthrough, which serves load tests).
+# "generative": the recolour plus a generative provider's habits (new pattern, moved edge, shift, noise).
+ENGINES = ("recolor", "passthrough", "generative")
+# Content screening: on, off, or auto (on for the engines that edit, off for passthrough, which serves load tests).
 SAFETY_MODES = ("auto", "on", "off")
 
 
@@ -62,7 +63,7 @@ class Settings:
     safety_block: tuple[str, ...] = content_safety.DEFAULT_BLOCK  # NudeNet classes that refuse a job
 
     def safety_policy(self) -> content_safety.SafetyPolicy:
-        enabled = self.safety == "on" or (self.safety == "auto" and self.engine == "recolor")
+        enabled = self.safety == "on" or (self.safety == "auto" and self.engine in ("recolor", "generative"))
         return content_safety.SafetyPolicy(enabled=enabled, threshold=self.safety_threshold, block=self.safety_block)
 
 

@@ -41,7 +41,9 @@ Image = NDArray[np.uint8]  # H x W x 3 RGB
 Mask = NDArray[np.bool_]  # H x W
 Floats = NDArray[np.floating[Any]]  # landmarks, Lab pixels, weights (float32 or wider after arithmetic)
 
-__all__ = ["CLOTHING", "ENGINES", "EditResult", "EngineFailure", "Preview", "edit", "preview", "recolor"]
+__all__ = [
+    "CLOTHING", "ENGINES", "EditResult", "EngineFailure", "Preview", "edit", "generative", "preview", "recolor",
+]
 
 
 @dataclass
@@ -101,6 +103,43 @@ class Preview:
     meta: dict[str, Any]
 
 
+# A generative provider's habits, for testing what consumes our output (the site's full-resolution compose).
+GENERATIVE_SHIFT = (1.0, 2.0)  # the whole picture moves by this many pixels (x, y)
+GENERATIVE_NOISE = 3.0  # fresh Gaussian noise everywhere (levels, standard deviation)
+GENERATIVE_EDGE_GROWTH = 3  # the garment's outline moves out by this many pixels
+GENERATIVE_CHECK = 14  # the garment's texture is redrawn as checks of this many pixels
+
+
+def generative(rgb: Image, prompt: str, clothing: str) -> EditResult:
+    """The recolour, then what a diffusion model does besides: the garment redrawn with a different pattern and a
+    slightly moved outline, the whole picture shifted by a pixel or two and fresh noise everywhere. Deterministic
+    (a fixed seed), so tests can compare runs."""
+    rgb = _fit(rgb)
+    base = recolor(rgb, prompt, clothing)
+    garment = np.any(base.image != rgb, axis=2)
+    out = base.image.astype(np.float32)
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GENERATIVE_EDGE_GROWTH + 1,) * 2)
+    grown = cv2.dilate(garment.astype(np.uint8), grow).astype(bool)
+    # The moved edge: the ring the garment grows into takes the garment's nearby colour (normalised convolution).
+    weight = cv2.GaussianBlur(garment.astype(np.float32), (0, 0), 3.0)
+    spread = cv2.GaussianBlur(out * garment[..., None], (0, 0), 3.0) / np.maximum(weight, 1e-3)[..., None]
+    ring = grown & ~garment
+    out[ring] = spread[ring]
+    # A different pattern: checks over the garment.
+    ys, xs = np.mgrid[0:out.shape[0], 0:out.shape[1]]
+    checks = ((xs // GENERATIVE_CHECK + ys // GENERATIVE_CHECK) % 2).astype(bool)
+    out[grown & checks] *= 0.8
+    dx, dy = GENERATIVE_SHIFT
+    moved = cv2.warpAffine(out, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (out.shape[1], out.shape[0]),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    noise = np.random.default_rng(0).normal(0.0, GENERATIVE_NOISE, moved.shape).astype(np.float32)
+    image = np.clip(moved + noise + 0.5, 0, 255).astype(np.uint8)
+    meta = {**base.meta, "engine": "generative", "shift": list(GENERATIVE_SHIFT), "noise": GENERATIVE_NOISE,
+            "edge_growth": GENERATIVE_EDGE_GROWTH, "pattern": "checks"}
+    return EditResult(image=image, meta=meta)
+
+
+
 def preview(rgb: Image, clothing: str, prompt: str = "") -> Preview:
     """The region and the gate's verdict, without recolouring (the free preview). Never raises for a refusal:
     the verdict says what the edit would answer."""
@@ -127,7 +166,7 @@ def preview(rgb: Image, clothing: str, prompt: str = "") -> Preview:
     return Preview(mask=mask, verdict=verdict, meta=meta)
 
 
-ENGINES = {"recolor": recolor, "passthrough": passthrough}
+ENGINES = {"recolor": recolor, "passthrough": passthrough, "generative": generative}
 
 
 # ----------------------------------------------------------------------------------------------------- recolour

@@ -33,7 +33,7 @@ def _worker_init(engine_name: str, safety: SafetyPolicy | None = None) -> None:
     import cv2  # lazy: the HTTP process never needs OpenCV
 
     cv2.setNumThreads(1)
-    if engine_name == "recolor":
+    if engine_name in ("recolor", "generative"):
         from fashionai import engine  # lazy: imports OpenCV, only engine workers load it
 
         engine.warm_up()

@@ -245,6 +245,11 @@ UPLOAD_MIN_SIDE = env_int("UPLOAD_MIN_SIDE", 128, min=1, unit="pixels")
 require(UPLOAD_MIN_SIDE**2 <= UPLOAD_MAX_PIXELS,
         f"UPLOAD_MIN_SIDE ({UPLOAD_MIN_SIDE}) squared must not exceed UPLOAD_MAX_PIXELS ({UPLOAD_MAX_PIXELS}): "
         "no photo could be accepted")
+# The original kept beside the 512 model input (full-resolution results): its long side is capped here (pixels).
+# 4096 keeps a phone photo's detail where it matters and bounds the compose step's memory (~50 MB decoded).
+ORIGINAL_MAX_SIDE = env_int("ORIGINAL_MAX_SIDE", 4096, min=512, max=8192, unit="pixels")
+# Composing the full-resolution result: attempts before the job keeps only the 512 square the model made.
+COMPOSE_MAX_ATTEMPTS = env_int("COMPOSE_MAX_ATTEMPTS", 3, min=1, max=20)
 # With S3, files at least this big go from the browser straight to the bucket (presigned POST).
 DIRECT_UPLOAD_MIN_BYTES = env_int("DIRECT_UPLOAD_MIN_BYTES", 2 * 1024 * 1024, min=0, unit="bytes")
 # A direct-upload grant (presigned POST) is valid this long; raw objects older than that are swept.
@@ -510,7 +515,14 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 # own queue on prefork processes, so image work never stalls the polls and a COMPLETED job does not wait behind
 # them. (Thread pools do not enforce the time limits above; every provider call has FASHION_AI_TIMEOUT_SECONDS.)
 CELERY_IMAGES_QUEUE = "images"
-CELERY_TASK_ROUTES = {"editor.tasks.finish_edit_job": {"queue": CELERY_IMAGES_QUEUE}}
+# Composing a full-resolution result (seconds of CPU) has its own queue, "compose": the images worker serves it
+# beside the finish step (docker/entrypoint.sh), never the I/O threads, so it never holds up submits and polls;
+# a busy site can give it workers of its own (`celery worker --queues compose`).
+COMPOSE_QUEUE = "compose"
+CELERY_TASK_ROUTES = {
+    "editor.tasks.finish_edit_job": {"queue": CELERY_IMAGES_QUEUE},
+    "editor.tasks.compose_edit_job": {"queue": COMPOSE_QUEUE},
+}
 # Celery's Django fixup closes every database connection after every task unless this is set, whatever
 # CONN_MAX_AGE says: a new PostgreSQL connection per poll. fashionsite/celery.py closes them the way Django does
 # after a request instead (honouring CONN_MAX_AGE and dropping broken ones); the fixup then only recycles them

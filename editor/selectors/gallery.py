@@ -224,6 +224,17 @@ def job_result_url(*, job: EditJob) -> str:
     return _file_url(job.result_image.name, view_name="editor:job_result", pk=job.pk)
 
 
-def job_download_filename(*, job: EditJob) -> str:
+def photo_original_url(*, photo: Photo) -> str:
+    return _file_url(photo.original.name, view_name="editor:photo_original", pk=photo.pk)
+
+
+def job_full_result_url(*, job: EditJob) -> str:
+    return _file_url(job.full_result.name, view_name="editor:job_full_result", pk=job.pk)
+
+
+def job_download_filename(*, job: EditJob, square: bool = False) -> str:
+    """The full-resolution JPEG's name, or (`square`) the 512 square's as the model made it."""
+    if job.full_result and not square:
+        return f"fashion-ai-{job.clothing}-{str(job.pk)[:8]}.jpg"
     suffix = PurePosixPath(job.result_image.name or "").suffix.lower() or ".png"
-    return f"fashion-ai-{job.clothing}-{str(job.pk)[:8]}{suffix}"
+    return f"fashion-ai-{job.clothing}-{str(job.pk)[:8]}-512{suffix}"

@@ -62,6 +62,16 @@ def _phase_sql() -> str:
 _PHASE_SQL = _phase_sql()  # names from the model, values always parameters
 
 
+def edit_job_composing_for_owner(*, user: AbstractBaseUser, job_id: Any) -> bool:
+    """Is the viewer's finished edit still being composed at full resolution (one narrow query)?"""
+    parsed = parse_uuid(job_id)
+    if parsed is None:
+        return False
+    return EditJob.objects.filter(
+        owner_id=user.pk, pk=parsed, state=EditJob.State.SUCCEEDED, compose_state=EditJob.Compose.PENDING
+    ).exists()
+
+
 def edit_job_progress(*, job: EditJob) -> dict[str, Any]:
     """Live status for the page: phase (queued/processing/saving/done/failed/expired), an honest time estimate and
     whether the person was charged. The caller has already checked the job belongs to the viewer.

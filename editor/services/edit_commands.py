@@ -287,11 +287,11 @@ def edit_job_delete(*, user: AbstractBaseUser, job: EditJob) -> None:
             if locked.request_id and settings.FASHION_AI_EXTENSIONS:
                 handle = {"request_id": locked.request_id, "status_url": locked.status_url}
                 transaction.on_commit(lambda: enqueue_provider_cancel(**handle))
-        names = [locked.result_image.name, locked.result_thumbnail.name]
+        names = [locked.result_image.name, locked.result_thumbnail.name, locked.full_result.name]
         photo = locked.photo
         edit_job_remove_finished(job_id=locked.pk, owner_id=user.pk)
         if not EditJob.objects.filter(photo_id=photo.pk).exists():
-            names += [photo.image.name, photo.thumbnail.name]
+            names += [photo.image.name, photo.thumbnail.name, photo.original.name]
             photo.delete()
         storage.delete_after_commit([str(n) for n in names if n])
 

@@ -35,14 +35,14 @@ class SweepResult:
 
 def _referenced(names: list[str]) -> set[str]:
     found: set[str] = set()
-    for image, thumbnail in Photo.objects.filter(Q(image__in=names) | Q(thumbnail__in=names)).values_list(
-        "image", "thumbnail"
-    ):
-        found.update((image, thumbnail))
-    for image, thumbnail in EditJob.objects.filter(
-        Q(result_image__in=names) | Q(result_thumbnail__in=names)
-    ).values_list("result_image", "result_thumbnail"):
-        found.update((image, thumbnail))
+    for row in Photo.objects.filter(
+        Q(image__in=names) | Q(thumbnail__in=names) | Q(original__in=names)
+    ).values_list("image", "thumbnail", "original"):
+        found.update(row)
+    for row in EditJob.objects.filter(
+        Q(result_image__in=names) | Q(result_thumbnail__in=names) | Q(full_result__in=names)
+    ).values_list("result_image", "result_thumbnail", "full_result"):
+        found.update(row)
     return found
 
 

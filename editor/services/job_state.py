@@ -30,6 +30,7 @@ from editor.progress import ProviderStatus
 from editor.services.credits import credits_refund_for_job
 
 State = EditJob.State
+Compose = EditJob.Compose
 # A job's primary key, as a UUID or the string a task carries.
 JobId = uuid.UUID | str
 
@@ -153,14 +154,25 @@ def edit_job_record_poll(*, job_id: JobId) -> bool:
 
 
 def edit_job_mark_succeeded(
-    *, job_id: JobId, result_name: str, thumbnail_name: str, metrics: dict[str, Any], inference_time: float | None
+    *,
+    job_id: JobId,
+    result_name: str,
+    thumbnail_name: str,
+    metrics: dict[str, Any],
+    inference_time: float | None,
+    compose: bool = False,
 ) -> bool:
+    """The provider's 512 square is stored: the job is done (and paid for). With `compose` the full-resolution
+    result is composed afterwards, without holding the job back."""
     moved = _transition(
         job_id=job_id,
         from_states=(State.SUBMITTED,),
         to_state=State.SUCCEEDED,
         result_image=result_name,
         result_thumbnail=thumbnail_name,
+        compose_state=Compose.PENDING if compose else Compose.NONE,
+        compose_attempts=0,
+        compose_detail="",
         provider_metrics=metrics,
         inference_time=inference_time,
         provider_status=ProviderStatus.COMPLETED,
@@ -169,6 +181,50 @@ def edit_job_mark_succeeded(
     if moved:
         events.edit_finished(job_id=job_id)  # waiting API requests and the owner's webhooks, on commit
     return moved
+
+
+# ------------------------------------------------------------------------------------------------ full resolution
+# A SUCCEEDED job's full-resolution result. The job's state never changes here: a compose that fails leaves the
+# paid 512 result in place (compose_state FAILED), it is never refunded nor lost.
+
+
+def _compose_transition(*, job_id: JobId, **fields: Any) -> bool:
+    return (
+        EditJob.objects.filter(pk=job_id, state=State.SUCCEEDED, compose_state=Compose.PENDING).update(
+            updated_at=timezone.now(), **fields
+        )
+        == 1
+    )
+
+
+def edit_job_claim_compose(*, job_id: JobId, max_attempts: int) -> bool:
+    """Count one compose attempt, if attempts are left (a redelivered or re-swept message counts too)."""
+    return (
+        EditJob.objects.filter(
+            pk=job_id, state=State.SUCCEEDED, compose_state=Compose.PENDING, compose_attempts__lt=max_attempts
+        ).update(compose_attempts=F("compose_attempts") + 1, updated_at=timezone.now())
+        == 1
+    )
+
+
+def edit_job_record_compose_retry(*, job_id: JobId, detail: str) -> bool:
+    return _compose_transition(job_id=job_id, compose_detail=detail[:255])
+
+
+def edit_job_mark_composed(*, job_id: JobId, full_result_name: str, thumbnail_name: str) -> bool:
+    """The whole photo with the edit in it is stored; its thumbnail replaces the square's."""
+    return _compose_transition(
+        job_id=job_id,
+        full_result=full_result_name,
+        result_thumbnail=thumbnail_name,
+        compose_state=Compose.DONE,
+        compose_detail="",
+    )
+
+
+def edit_job_mark_compose_failed(*, job_id: JobId, detail: str) -> bool:
+    """Give up on the full-resolution result; the job keeps its 512 result (still SUCCEEDED, still charged)."""
+    return _compose_transition(job_id=job_id, compose_state=Compose.FAILED, compose_detail=detail[:255])
 
 
 def edit_job_mark_failed(*, job_id: JobId, error_code: str, error_detail: str) -> bool:

@@ -45,7 +45,7 @@ State = EditJob.State
 class NextStep:
     """What the task layer must enqueue next (None: nothing, the job is final or someone else owns it)."""
 
-    task: Literal["submit", "poll", "finish"] | None = None
+    task: Literal["submit", "poll", "finish", "compose"] | None = None
     countdown: float = 0.0
     # A provider request to cancel (request_id, status_url): the job ended here while the provider may still run it.
     cancel: tuple[str, str] | None = None
@@ -176,9 +176,12 @@ def edit_job_run_poll(*, job_id: str) -> NextStep:
 
 
 def edit_job_run_finish(*, job_id: str) -> NextStep:
-    """The provider says COMPLETED: fetch the result, store image and thumbnail, then mark SUCCEEDED."""
+    """The provider says COMPLETED: fetch the result, store image and thumbnail, then mark SUCCEEDED.
+
+    The job is done (and paid for) with the 512 square stored; when the photo's original is kept, the next step
+    composes the full-resolution result on its own queue (editor/services/full_results.py)."""
     now = timezone.now()
-    job = EditJob.objects.filter(pk=job_id).first()
+    job = EditJob.objects.select_related("photo").filter(pk=job_id).first()
     if job is None or job.state != State.SUBMITTED:
         return DONE
     if job.provider_status != ProviderStatus.COMPLETED:
@@ -230,14 +233,16 @@ def edit_job_run_finish(*, job_id: str) -> NextStep:
         return _retry_finish(job, None, policy)
     metrics = answer.body.get("metrics") if isinstance(answer.body.get("metrics"), dict) else {}
     inference = metrics.get("inference_time") if metrics else None
+    compose = bool(job.photo.original) and job.photo.square_side > 0
     if edit_job_mark_succeeded(
         job_id=job.pk,
         result_name=result_name,
         thumbnail_name=thumb_name,
         metrics=metrics or {},
         inference_time=float(inference) if isinstance(inference, int | float) else None,
+        compose=compose,
     ):
-        return DONE
+        return NextStep("compose") if compose else DONE
     # Someone else moved the job meanwhile. The keys are the job's own, so a SUCCEEDED job already points at
     # these very files; anything else (expired, failed) must not keep them.
     if not EditJob.objects.filter(pk=job.pk, state=State.SUCCEEDED).exists():
@@ -318,6 +323,12 @@ def edit_jobs_sweep() -> list[tuple[str, NextStep]]:
             steps.append((str(pk), NextStep("finish")))
         else:
             steps.append((str(pk), NextStep("poll")))
+    # A compose whose message was lost (or whose worker died) is due again once it has not moved for two leases.
+    stale_compose = EditJob.objects.filter(
+        state=State.SUCCEEDED, compose_state=EditJob.Compose.PENDING,
+        updated_at__lt=now - timedelta(seconds=2 * settings.JOB_TASK_LEASE_SECONDS),
+    ).values_list("pk", flat=True)[:500]
+    steps += [(str(pk), NextStep("compose")) for pk in stale_compose]
     if steps:
         log.info("sweeper re-enqueues %d overdue edit jobs", len(steps))
     return steps

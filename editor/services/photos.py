@@ -15,7 +15,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from editor import storage
-from editor.images import SIDE, CropSquare, PhotoRejected, check_upload_size, normalise_image
+from editor.images import (
+    SIDE,
+    CropSquare,
+    NormalisedPhoto,
+    PhotoRejected,
+    check_upload_size,
+    normalise_image,
+    normalise_result_photo,
+)
 from editor.models import DirectUpload, EditJob, Photo
 
 if TYPE_CHECKING:
@@ -37,16 +45,21 @@ class UploadRateLimited(PhotoRejected):
 
 
 def _store(
-    *, user: AbstractBaseUser, image_bytes: bytes, thumb_bytes: bytes, original_name: str,
-    source_job: EditJob | None = None,
+    *, user: AbstractBaseUser, normalised: NormalisedPhoto, original_name: str, source_job: EditJob | None = None,
 ) -> Photo:
-    photo = Photo(owner_id=user.pk, original_name=original_name[:255], source_job=source_job)
+    left, top, side = normalised.square
+    photo = Photo(
+        owner_id=user.pk, original_name=original_name[:255], source_job=source_job,
+        square_left=left, square_top=top, square_side=side,
+    )
     saved: list[str] = []
     try:
-        saved.append(storage.store_new(photo.image, "photo.jpg", image_bytes))
-        saved.append(storage.store_new(photo.thumbnail, "thumb.jpg", thumb_bytes))
+        saved.append(storage.store_new(photo.image, "photo.jpg", normalised.model_input))
+        saved.append(storage.store_new(photo.thumbnail, "thumb.jpg", normalised.thumbnail))
+        saved.append(storage.store_new(photo.original, "original.jpg", normalised.original))
         photo.width = photo.height = SIDE
-        photo.size_bytes = len(image_bytes)
+        photo.original_width, photo.original_height = normalised.original_size
+        photo.size_bytes = len(normalised.model_input)
         photo.save()
     except Exception:
         # A storage or database failure half-way: no row points at these, remove them now (no commit to wait for).
@@ -64,31 +77,32 @@ def photo_create_from_upload(
     # Read at most one byte over the limit: a lying .size cannot make us buffer more.
     raw = uploaded_file.read(settings.UPLOAD_MAX_BYTES + 1)
     check_upload_size(len(raw))
-    image_bytes, thumb_bytes = normalise_image(io.BytesIO(raw), crop=crop)
-    return _store(
-        user=user, image_bytes=image_bytes, thumb_bytes=thumb_bytes,
-        original_name=str(getattr(uploaded_file, "name", "") or ""),
-    )
+    normalised = normalise_image(io.BytesIO(raw), crop=crop)
+    return _store(user=user, normalised=normalised, original_name=str(getattr(uploaded_file, "name", "") or ""))
 
 
 def photo_create_from_job_result(*, user: AbstractBaseUser, job: EditJob) -> Photo:
     """A new photo from a finished edit's result, so the next edit can change the other region.
 
+    It starts from the full-resolution result when there is one: that becomes the new photo's original, and the
+    next model input is its square at the same place as this edit's. Otherwise from the 512 square.
     The caller (editor/services/edit_commands.py) has checked the job is the user's."""
     if job.state != EditJob.State.SUCCEEDED or not job.result_image:
         raise PhotoRejected("Only a finished edit can be edited again.")
-    image_bytes, thumb_bytes = normalise_image(io.BytesIO(storage.read(str(job.result_image.name))))
-    return _store(
-        user=user, image_bytes=image_bytes, thumb_bytes=thumb_bytes,
-        original_name=f"edit-{job.pk}.jpg", source_job=job,
-    )
+    if job.full_result:
+        source = job.photo
+        square = (source.square_left, source.square_top, source.square_side) if source.square_side else None
+        normalised = normalise_result_photo(storage.read(str(job.full_result.name)), square=square)
+    else:
+        normalised = normalise_result_photo(storage.read(str(job.result_image.name)), square=None)
+    return _store(user=user, normalised=normalised, original_name=f"edit-{job.pk}.jpg", source_job=job)
 
 
 def photo_delete(*, photo: Photo) -> None:
     """Delete a photo nobody's edit uses (a refused submit's upload); its files go after commit (storage's rule)."""
     if photo.edit_jobs.exists():
         raise PhotoRejected("This photo is used by an edit.")
-    names = [str(f.name) for f in (photo.image, photo.thumbnail) if f and f.name]
+    names = [str(f.name) for f in (photo.image, photo.thumbnail, photo.original) if f and f.name]
     photo.delete()
     storage.delete_after_commit(names)
 
@@ -161,10 +175,7 @@ def photo_direct_upload_finish(
         check_upload_size(size)
         raw = storage.read(key, limit=settings.UPLOAD_MAX_BYTES)
         check_upload_size(len(raw))
-        image_bytes, thumb_bytes = normalise_image(io.BytesIO(raw), crop=crop)
-        return _store(
-            user=user, image_bytes=image_bytes, thumb_bytes=thumb_bytes, original_name=original_name
-        )
+        return _store(user=user, normalised=normalise_image(io.BytesIO(raw), crop=crop), original_name=original_name)
     finally:
         # The raw bytes still carry the original metadata: never keep them, accepted or not.
         storage.delete_now([key])

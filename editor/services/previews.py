@@ -47,5 +47,5 @@ def edit_preview(
     if not _allow(user.pk):
         raise PreviewRateLimited("Too many previews in a minute; the preview pauses for a moment.")
     check_upload_size(size)
-    square, _ = normalise_image(image)
+    square = normalise_image(image).model_input
     return preview_region(image=square, clothing=clothing, prompt=prompt.strip()[:500])

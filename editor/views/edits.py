@@ -11,9 +11,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from editor.errors import Refused
 from editor.forms import PROMPT_EXAMPLES, EditForm, crop_from
-from editor.models import Clothing, Photo
+from editor.models import Clothing, EditJob, Photo
 from editor.selectors.credits import credits_balance
-from editor.selectors.gallery import edit_job_for_owner, job_result_url, photo_image_url
+from editor.selectors.gallery import edit_job_for_owner, job_full_result_url, job_result_url, photo_image_url
 from editor.services.edit_commands import edit_photo_keep_for_form, edit_start
 from editor.services.notifications import preferences_for
 from editor.services.payments import buying_enabled
@@ -93,7 +93,7 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
         "low_credits": settings.LOW_CREDITS_THRESHOLD,
         "buying": buying_enabled(),
         "source_job": source_job if source_job and source_job.result_image else None,
-        "source_url": job_result_url(job=source_job) if source_job and source_job.result_image else "",
+        "source_url": _result_url(source_job),
         "existing_photo_url": photo_image_url(photo=existing_photo) if existing_photo else "",
         "direct_upload": direct_upload_enabled(),
         "direct_upload_min_bytes": settings.DIRECT_UPLOAD_MIN_BYTES,
@@ -101,8 +101,16 @@ def edit_new(request: AuthedRequest) -> HttpResponse:
         "min_side": settings.UPLOAD_MIN_SIDE,
         "preview": preview_enabled(),
         "preview_estimate": settings.FASHION_AI_PREVIEW_IS_ESTIMATE,
+        "original_max_side": settings.ORIGINAL_MAX_SIDE,
     }
     return render(request, "editor/edit_new.html", context, status=status)
+
+
+def _result_url(job: EditJob | None) -> str:
+    """An earlier edit edited again: its whole full-resolution photo when there is one."""
+    if job is None or not job.result_image:
+        return ""
+    return job_full_result_url(job=job) if job.full_result else job_result_url(job=job)
 
 
 @login_required

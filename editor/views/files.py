@@ -40,6 +40,20 @@ def photo_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
 
 @login_required
 @require_GET
+def photo_original(request: AuthedRequest, pk: Any) -> HttpResponseBase:
+    photo = _owned_photo(request, pk)
+    return serve(photo.original or photo.image)
+
+
+@login_required
+@require_GET
+def job_full_result(request: AuthedRequest, pk: Any) -> HttpResponseBase:
+    job = owned_job_or_404(request, pk)
+    return serve(job.full_result or job.result_image)
+
+
+@login_required
+@require_GET
 def job_result(request: AuthedRequest, pk: Any) -> HttpResponseBase:
     return serve(owned_job_or_404(request, pk).result_image)
 
@@ -54,7 +68,10 @@ def job_thumb(request: AuthedRequest, pk: Any) -> HttpResponseBase:
 @login_required
 @require_GET
 def job_download(request: AuthedRequest, pk: Any) -> HttpResponseBase:
+    """The full-resolution JPEG (whole photo); `?square=1` or no full result yet: the 512 square the model made."""
     job = owned_job_or_404(request, pk)
     if not job.result_image:
         raise Http404("No such result")
-    return serve(job.result_image, download_name=job_download_filename(job=job))
+    square = request.GET.get("square") == "1" or not job.full_result
+    file = job.result_image if square else job.full_result
+    return serve(file, download_name=job_download_filename(job=job, square=square))

@@ -16,10 +16,12 @@ from editor.progress import ERROR_CONTENT_BLOCKED, FAILED_PHASES, PHASE_LABELS, 
 from editor.selectors.gallery import (
     edit_job_for_owner,
     edit_job_retried_as,
+    job_full_result_url,
     job_result_url,
     photo_image_url,
+    photo_original_url,
 )
-from editor.selectors.jobs import edit_job_phase_for_owner, edit_job_progress
+from editor.selectors.jobs import edit_job_composing_for_owner, edit_job_phase_for_owner, edit_job_progress
 from editor.selectors.reports import wrong_refunds_left, wrong_report_for_job
 from editor.selectors.sharing import share_links_for_job, sharing_enabled
 from editor.services.edit_commands import edit_job_delete, edit_job_try_again
@@ -54,15 +56,24 @@ def _panel_context(job: EditJob, request: AuthedRequest) -> dict[str, Any]:
     phase = progress["phase"]
     # edit_job_progress already checked the ledger for the one refund a failed job gets.
     refunded = job.cost_credits if progress.get("not_charged") else 0
+    full = phase == "done" and bool(job.full_result) and bool(job.photo.original)
+    composing = phase == "done" and job.compose_state == EditJob.Compose.PENDING
     return {
+        # The whole photo at full resolution once composed; until then (or if composing failed) the square.
+        "full": full,
+        "composing": composing,
+        "compose_failed": phase == "done" and job.compose_state == EditJob.Compose.FAILED,
+        "shown": "composing" if composing else phase,
+        "image_width": job.photo.original_width if full else 512,
+        "image_height": job.photo.original_height if full else 512,
         "job": job,
         "progress": progress,
         "phase": phase,
         "phase_label": PHASE_LABELS[phase],
         "percent": max(0, min(100, round(float(progress.get("fraction") or 0) * 100))),
         "running": phase in RUNNING_PHASES,
-        "before_url": photo_image_url(photo=job.photo),
-        "after_url": job_result_url(job=job) if job.result_image else "",
+        "before_url": photo_original_url(photo=job.photo) if full else photo_image_url(photo=job.photo),
+        "after_url": job_full_result_url(job=job) if full else (job_result_url(job=job) if job.result_image else ""),
         "failure": _failure(job) if phase in FAILED_PHASES else ("", ""),
         "refunded": refunded,
         "other_clothing": Clothing.BOTTOMWEAR if job.clothing == Clothing.TOPWEAR else Clothing.TOPWEAR,
@@ -123,11 +134,14 @@ def _job_status_panel(request: AuthedRequest, pk: Any, shown: str | None) -> Htt
     phase = edit_job_phase_for_owner(owner_id=request.user.pk, job_id=pk)
     if phase is None:
         raise Http404("No such edit")
-    if phase == shown and phase in RUNNING_PHASES:
+    still_composing = shown == "composing" and phase == "done" and edit_job_composing_for_owner(
+        user=request.user, job_id=pk
+    )
+    if (phase == shown and phase in RUNNING_PHASES) or still_composing:
         return _unchanged()
     job = owned_job_or_404(request, pk)
     context = _panel_context(job, request)
-    context["announce"] = shown != context["phase"]
+    context["announce"] = shown != context["shown"]
     # A new phase may come with a refund: the fragment also refreshes the header's balance (hx-swap-oob).
     context["fragment"] = True
     response = render(request, "editor/_job_panel.html", context)
