@@ -41,8 +41,9 @@ LOW_DELTA_E = 5.0  # ... and it grows through connected pixels above this
 MIN_REGION_PIXELS = 48  # changed regions smaller than this (at 512) are noise
 DILATE_PIXELS = 2
 FEATHER_SIGMA = 2.0
-BORDER_FADE_PIXELS = 10  # the mask fades to zero over this many (512-scale) pixels at the square's inner sides
+BORDER_FADE_PIXELS = 16  # the mask fades to zero over this many (512-scale) pixels at the square's inner sides
 MAX_SHIFT_PIXELS = 8.0  # a larger "global shift" is not the provider's jitter: ignore it
+MIN_SHIFT_PIXELS = 0.25  # a smaller one is not worth an interpolation (which blurs)
 # Structure: local correlation (SSIM's structure term) of the two squares' lightness.
 STRUCTURE_RADIUS = 3
 STRUCTURE_LOW, STRUCTURE_HIGH = 0.35, 0.75  # below LOW: fall back to the output; above HIGH: transfer
@@ -111,7 +112,7 @@ def global_shift(model_input: RGB, model_output: RGB) -> tuple[float, float]:
 def align(model_output: RGB, shift: tuple[float, float]) -> RGB:
     """The output moved back by `shift` (edges replicated)."""
     dx, dy = shift
-    if abs(dx) < 0.25 and abs(dy) < 0.25:
+    if abs(dx) < MIN_SHIFT_PIXELS and abs(dy) < MIN_SHIFT_PIXELS:
         return model_output
     matrix = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]], np.float32)
     return np.asarray(
@@ -145,7 +146,8 @@ def _fill_holes(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
 
 def _border_fade(fade_sides: tuple[bool, bool, bool, bool]) -> Floats:
     """1 inside, ramping to 0 at the sides (left, top, right, bottom) that lie inside the photo."""
-    ramp = np.clip((np.arange(SIDE, dtype=np.float32) + 0.5) / BORDER_FADE_PIXELS, 0.0, 1.0)
+    # 0 on the border pixel itself, so the edit meets the untouched photo there without a step.
+    ramp = np.clip(np.arange(SIDE, dtype=np.float32) / BORDER_FADE_PIXELS, 0.0, 1.0)
     ones = np.ones(SIDE, np.float32)
     left, top, right, bottom = fade_sides
     horizontal = (ramp if left else ones) * (ramp[::-1] if right else ones)
@@ -153,11 +155,16 @@ def _border_fade(fade_sides: tuple[bool, bool, bool, bool]) -> Floats:
     return np.asarray(np.outer(vertical, horizontal), np.float32)
 
 
-def change_mask(
-    model_input: RGB, aligned_output: RGB, *, fade_sides: tuple[bool, bool, bool, bool] = (True,) * 4
-) -> Floats:
-    """The soft change mask (0..1, 512x512) between the input and the aligned output."""
+def _change(model_input: RGB, aligned_output: RGB, shift: tuple[float, float]) -> Floats:
+    """The soft change mask (0..1, 512x512) before the fade at the square's sides."""
     delta = np.sqrt(np.sum((_lab(model_input) - _lab(aligned_output)) ** 2, axis=2)).astype(np.float32)
+    moved = max(abs(shift[0]), abs(shift[1]))
+    edge = int(np.ceil(moved)) + 1 if moved >= MIN_SHIFT_PIXELS else 0
+    if edge:
+        # The rows and columns the alignment had to invent (edge pixels repeated) say nothing: take their
+        # neighbours' difference instead, so a garment still reaches the border and the border adds nothing.
+        inner = np.ascontiguousarray(delta[edge:-edge, edge:-edge])
+        delta = np.asarray(cv2.copyMakeBorder(inner, edge, edge, edge, edge, cv2.BORDER_REPLICATE), np.float32)
     delta = np.asarray(cv2.GaussianBlur(delta, (0, 0), BLUR_SIGMA), np.float32)
     changed = _hysteresis(delta, LOW_DELTA_E, HIGH_DELTA_E)
     if not changed.any():
@@ -168,9 +175,18 @@ def change_mask(
     grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * DILATE_PIXELS + 1,) * 2)
     changed = cv2.dilate(changed.astype(np.uint8), grow).astype(bool)
     soft = np.asarray(cv2.GaussianBlur(changed.astype(np.float32), (0, 0), FEATHER_SIGMA), np.float32)
-    soft *= _border_fade(fade_sides)
     soft[soft < 1.0 / 256] = 0.0
     return soft
+
+
+def change_mask(
+    model_input: RGB, aligned_output: RGB, *, fade_sides: tuple[bool, bool, bool, bool] = (True,) * 4,
+    shift: tuple[float, float] = (0.0, 0.0),
+) -> Floats:
+    """The soft change mask (0..1, 512x512) between the input and the aligned output, faded at `fade_sides`."""
+    faded = _change(model_input, aligned_output, shift) * _border_fade(fade_sides)
+    faded[faded < 1.0 / 256] = 0.0
+    return np.asarray(faded, np.float32)
 
 
 def structure_weight(input_lab: Floats, output_lab: Floats) -> Floats:
@@ -240,7 +256,10 @@ def compose(original: RGB, square: Square, model_input: RGB, model_output: RGB, 
     fade_sides = (
         square.left > 0, square.top > 0, square.left + square.side < width, square.top + square.side < height
     )
-    mask = change_mask(model_input, aligned, fade_sides=fade_sides)
+    unfaded = _change(model_input, aligned, report.shift)
+    fade = _border_fade(fade_sides)
+    mask = unfaded * fade
+    mask[mask < 1.0 / 256] = 0.0
     result = original if in_place else original.copy()
     report.changed_fraction = float((mask > 0).mean())
     box = _mask_box(mask, square, width, height)
@@ -254,15 +273,16 @@ def compose(original: RGB, square: Square, model_input: RGB, model_output: RGB, 
     report.transferred_fraction = float(structure[inside].mean()) if inside.any() else 1.0
     guide = input_lab[..., 0] * (1.0 / 100.0)
     # One guided filter for the three Lab channels of the change and the mask itself (its edge snaps to the
-    # original's edges at full resolution).
-    targets = np.dstack([output_lab - input_lab, mask]).astype(np.float32)
+    # original's edges at full resolution); the fade at the square's sides is applied after it, so the guide
+    # cannot pull the edit back up to the border.
+    targets = np.dstack([output_lab - input_lab, unfaded]).astype(np.float32)
     coef_a, coef_b = _guided_coefficients(guide, targets)
     # Lightness: only the local mean change is carried (no gain on the guide), so the original's own detail keeps
     # its full contrast; the chroma channels and the mask follow the guide's edges.
     coef_a[..., 0] = 0.0
     window = (2 * GUIDE_RADIUS + 1,) * 2
     coef_b[..., 0] = cv2.blur(cv2.blur(targets[..., 0], window), window)
-    plain = np.dstack([mask, structure]).astype(np.float32)
+    plain = np.dstack([mask, structure, fade]).astype(np.float32)
     output_float = aligned.astype(np.float32)
 
     left, top, right, bottom = box
@@ -300,12 +320,12 @@ def _compose_strip(
     lab = np.asarray(cv2.cvtColor(original * (1.0 / 255.0), cv2.COLOR_RGB2Lab), np.float32)
     guide = lab[..., 0:1] * (1.0 / 100.0)
     change = _remap(coef_a, grid_x, grid_y, cv2.INTER_LINEAR) * guide + _remap(coef_b, grid_x, grid_y, cv2.INTER_LINEAR)
-    alpha = np.clip(change[..., 3], 0.0, 1.0)
+    alpha = np.clip(change[..., 3], 0.0, 1.0) * flat[..., 2]
     alpha[~support] = 0.0
     lab += change[..., :3]
     transferred = np.asarray(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), np.float32) * 255.0
     upscaled = _remap(output_float, grid_x, grid_y, cv2.INTER_CUBIC)
-    weight = flat[..., 1:2]
+    weight = flat[..., 1:2].copy()
     edited = upscaled + weight * (transferred - upscaled)
     blended = original + alpha[..., None] * (edited - original)
     # Where alpha is 0 this is the original's own integer value again: untouched pixels stay bit-identical.

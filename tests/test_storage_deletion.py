@@ -116,7 +116,7 @@ def test_s3_hiccup_while_cleaning_up_a_refused_edit_still_shows_the_refusal(
     assert flaky_s3.refused >= 1
     assert not Photo.objects.filter(owner=user).exists()
     orphans = stored_names(f"users/{user.pk}")
-    assert len(orphans) == 2  # image and thumbnail stayed behind
+    assert len(orphans) == 3  # image, thumbnail and the kept original stayed behind
 
     # Later, with S3 healthy again, the sweep removes what the refused delete left.
     flaky_s3.failing = False

@@ -101,7 +101,8 @@ def compose_scene(scene: Scene, edit: Any = engine.recolor) -> Composed:
     result, report = compose.compose(original, square, model_input, model_output)
     height, width = original.shape[:2]
     fade = (square.left > 0, square.top > 0, square.left + square.side < width, square.top + square.side < height)
-    mask = compose.change_mask(model_input, compose.align(model_output, report.shift), fade_sides=fade)
+    mask = compose.change_mask(model_input, compose.align(model_output, report.shift), fade_sides=fade,
+                               shift=report.shift)
     core_512 = cv2.erode((mask > 0.99).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     core = np.zeros(original.shape[:2], bool)
     core[square.top:square.top + square.side, square.left:square.left + square.side] = cv2.resize(
