@@ -18,7 +18,7 @@ from PIL import Image
 
 from devservices.fashionai import run_fashionai
 from devservices.samples import person_scene
-from editor import compose, storage
+from editor import compose, images, storage
 from editor.images import CropSquare
 from editor.models import CreditEntry, EditJob, Photo
 from editor.provider_time import EXPECTED_CACHE_KEY
@@ -275,3 +275,23 @@ def test_compose_goes_to_its_own_queue_never_the_one_polls_wait_in(funded_user: 
     finally:
         purge_broker()
         broker.delete("compose")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_visible_ai_mark_is_drawn_on_the_whole_photo_not_pasted_from_the_square(
+    provider: Any, funded_user: Any, settings: Any
+) -> None:
+    settings.RESULT_AI_MARK = True
+    user = funded_user(1)
+    job = succeeded_job(user)
+    edit_job_run_compose(job_id=str(job.pk))
+    job.refresh_from_db()
+    assert job.compose_state == EditJob.Compose.DONE
+    full, original = decoded(job.full_result.name).astype(int), decoded(job.photo.original.name).astype(int)
+    left, top, right, bottom = images.ai_mark_box(WIDTH, HEIGHT)
+    assert np.abs(full[top:bottom, left:right] - original[top:bottom, left:right]).mean() > 20  # drawn there
+    # The square's own mark (bottom right of the 512 output) is not an edit: that corner stays the photo's.
+    scale = SIDE / 512
+    m_left, m_top, m_right, m_bottom = (round(v * scale) for v in images.ai_mark_box(512, 512))
+    corner = (slice(TOP + m_top, TOP + m_bottom), slice(LEFT + m_left, LEFT + m_right))
+    assert np.abs(full[corner] - original[corner]).mean() < 1.0
