@@ -24,7 +24,13 @@ from editor.models import CreditEntry, EditJob, Photo
 from editor.provider_time import EXPECTED_CACHE_KEY
 from editor.services.edit_commands import edit_job_delete, edit_job_submit
 from editor.services.full_results import edit_job_run_compose
-from editor.services.job_steps import NextStep, edit_job_run_poll, edit_job_run_submit, edit_jobs_sweep
+from editor.services.job_steps import (
+    NextStep,
+    edit_job_run_finish,
+    edit_job_run_poll,
+    edit_job_run_submit,
+    edit_jobs_sweep,
+)
 from editor.services.photos import photo_create_from_job_result, photo_create_from_upload
 from editor.tasks import dispatch_step
 from tests.support.fixtures import purge_broker
@@ -63,10 +69,11 @@ def run_to_success(job: EditJob) -> NextStep:
     """Submit and poll in this process until the job SUCCEEDED; returns what the finishing step asked for next."""
     step = edit_job_run_submit(job_id=str(job.pk))
     deadline = time.monotonic() + 60
-    while step.task == "poll":
+    while step.task in ("poll", "finish"):
         assert time.monotonic() < deadline, "the provider did not finish"
         time.sleep(step.countdown)
-        step = edit_job_run_poll(job_id=str(job.pk))
+        run = edit_job_run_poll if step.task == "poll" else edit_job_run_finish
+        step = run(job_id=str(job.pk))
     job.refresh_from_db()
     assert job.state == EditJob.State.SUCCEEDED, (job.state, job.error_detail)
     return step
