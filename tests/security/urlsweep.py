@@ -85,9 +85,11 @@ rule("edits/<uuid:pk>/retry/", OWNER, lambda v: {"pk": str(v.failed_job.pk)},
 rule("edits/<uuid:pk>/wrong/", OWNER, _job, post=lambda v: {"reason": "broken"})
 rule("edits/<uuid:pk>/result/", OWNER, _job)
 rule("edits/<uuid:pk>/download/", OWNER, _job)
+rule("edits/<uuid:pk>/full/", OWNER, _job)
 rule("edits/<uuid:pk>/thumb/", OWNER, _job)
 rule("photos/<uuid:pk>/", OWNER, _photo)
 rule("photos/<uuid:pk>/thumb/", OWNER, _photo)
+rule("photos/<uuid:pk>/original/", OWNER, _photo)
 rule("gallery/", LOGIN)
 # The gallery's live poll: the victim's ids asked for by a stranger are simply left out of the answer.
 rule("gallery/states/", LOGIN, lambda v: {})
