@@ -443,7 +443,7 @@ class Service:
         verdict, computed by the same code the edit runs. No credits, no job; it shares the engine workers with
         jobs (it takes the next free one, ahead of the queue) and the key's rate limit with submits."""
         if self.settings.engine != "recolor":
-            raise ApiError(501, "The preview needs the recolor engine")
+            raise ApiError(404, "This service has no preview: it needs the recolor engine")
         self.check_rate(key)
         if self.previews >= 2 * self.settings.workers:
             raise ApiError(429, "Too many previews in progress; retry shortly", retry_headers(1))

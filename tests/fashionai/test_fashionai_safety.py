@@ -82,7 +82,8 @@ def test_the_worker_screens_the_input_and_the_edited_result(astronaut: np.ndarra
         pool._SCREENER = Recording(safety.SafetyPolicy(block=("FACE_FEMALE",)))
         screened.clear()
         blocked = pool.run_engine_job(astronaut_jpeg, PROMPT, "topwear", str(out), 50_000_000)
-        assert blocked == {"ok": False, "error": safety.INPUT_BLOCKED, "blocked": ["FACE_FEMALE"]}
+        assert blocked == {"ok": False, "error": safety.INPUT_BLOCKED, "blocked": ["FACE_FEMALE"],
+                           "code": "content_blocked"}
         assert len(screened) == 1  # refused before the engine ran
     finally:
         pool._SCREENER = previous
