@@ -49,25 +49,42 @@ from editor.services.edit_commands import EditJobNotFound, NotEnoughCredits, Too
 log = logging.getLogger(__name__)
 
 
-class ApiKeyAuth(HttpBearer):
-    """`Authorization: Bearer fai_...`. Async, so a waiting request's key check also runs through `run_sync`.
+def _key_from_request(request: HttpRequest) -> ApiKey | None:
+    """The active key named by `Authorization: Bearer fai_...`, counted against its rate limit.
     (ninja's own HttpBearer logs a malformed header in DEBUG: this never logs the header.)"""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    key = api_key_authenticate(plaintext=token.strip())
+    if key is None:
+        return None
+    state = hit(key.pk)
+    request.api_rate_headers = state.headers()  # type: ignore[attr-defined]
+    if not state.allowed:
+        raise ApiProblem(429, "rate-limited", "Too many requests",
+                         f"This key may make {state.limit} requests a minute.", headers=state.headers())
+    return key
+
+
+class ApiKeyAuth(HttpBearer):
+    """For the sync operations: checked in the request's own thread. An async check here would make ninja wrap
+    it in async_to_sync, which fails in any thread that already runs an event loop."""
+
+    def __call__(self, request: HttpRequest) -> ApiKey | None:
+        return _key_from_request(request)
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:  # pragma: no cover - __call__ does it
+        raise NotImplementedError
+
+
+class AsyncApiKeyAuth(HttpBearer):
+    """For the async operations (`Prefer: wait`): the same check through `run_sync`, so no thread is held
+    while the request waits."""
 
     is_async = True
 
     async def __call__(self, request: HttpRequest) -> ApiKey | None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        key = await run_sync(api_key_authenticate)(plaintext=token.strip())
-        if key is None:
-            return None
-        state = hit(key.pk)
-        request.api_rate_headers = state.headers()  # type: ignore[attr-defined]
-        if not state.allowed:
-            raise ApiProblem(429, "rate-limited", "Too many requests",
-                             f"This key may make {state.limit} requests a minute.", headers=state.headers())
-        return key
+        return await run_sync(_key_from_request)(request)
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:  # pragma: no cover - __call__ does it
         raise NotImplementedError
@@ -198,7 +215,7 @@ async def _answer_after_wait(request: HttpRequest, response: HttpResponse, key: 
     return _absolute(request, body)
 
 
-@api.post("/edits", response={201: Edit, **PROBLEMS, 402: Problem}, tags=["edits"],
+@api.post("/edits", auth=AsyncApiKeyAuth(), response={201: Edit, **PROBLEMS, 402: Problem}, tags=["edits"],
           summary="Start an edit", openapi_extra={"responses": {200: {"description": "Replayed (Idempotency-Key)"}}})
 async def create_edit(
     request: HttpRequest,
@@ -230,7 +247,8 @@ async def create_edit(
     return 201, body
 
 
-@api.get("/edits/{edit_id}", response={200: Edit, **PROBLEMS}, tags=["edits"], summary="One edit")
+@api.get("/edits/{edit_id}", auth=AsyncApiKeyAuth(), response={200: Edit, **PROBLEMS}, tags=["edits"],
+         summary="One edit")
 async def get_edit(request: HttpRequest, response: HttpResponse, edit_id: uuid.UUID,
                    prefer: str | None = Header(None, alias="Prefer",  # type: ignore[type-arg]
                                                description="wait=N (N <= 60)")) -> dict[str, Any]:

@@ -21,6 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 # A production-looking secret key: long and random enough for `check --deploy`.
 PRODUCTION_SECRET_KEY = "prod-" + "k3Y9" * 15
+# Production settings with unhashed static names: a test never runs collectstatic, and the hashed storage answers
+# any page that names a static file with a 500 ("Missing staticfiles manifest entry"). Nothing else differs.
+UNHASHED_STATIC_SETTINGS = "tests.security.settings_production_unhashed"
 
 
 def production_env(**extra: str) -> dict[str, str]:

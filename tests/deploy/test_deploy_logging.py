@@ -16,7 +16,7 @@ import pytest
 
 from devservices.servers import RedisServer
 from fashionsite.logging import REDACTED, redact, redact_data
-from tests.deploy.conftest import REPO, http_get, production_env
+from tests.deploy.conftest import REPO, UNHASHED_STATIC_SETTINGS, http_get, production_env
 
 # Distinct, recognisable values: any of them in the output is a leak.
 SEGMIND_KEY = "SG_live_3f9c2a7b1d8e4f60a5b2"
@@ -108,7 +108,8 @@ def test_requests_carrying_api_keys_leave_no_key_in_gunicorn_and_django_logs(run
     try:
         server = run_gunicorn(production_env(REDIS_URL=redis.url, CELERY_BROKER_URL=redis.url,
                                              DJANGO_SECURE_SSL_REDIRECT="false",
-                                             SEGMIND_API_KEY=SEGMIND_KEY, MEDIA_ROOT=str(tmp_path)))
+                                             SEGMIND_API_KEY=SEGMIND_KEY, MEDIA_ROOT=str(tmp_path),
+                                             DJANGO_SETTINGS_MODULE=UNHASHED_STATIC_SETTINGS))
         host = {"Host": "studio.example.com"}
         missing = http_get(f"{server.base_url}/no-such-page/?api_key={QUERY_KEY}&X-Amz-Signature={QUERY_KEY}",
                            headers={**host, "X-Api-Key": HEADER_KEY, "Authorization": f"Bearer {HEADER_KEY}"})

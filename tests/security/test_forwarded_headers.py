@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import production_env
+from tests.deploy.conftest import UNHASHED_STATIC_SETTINGS, production_env
 from tests.deploy.conftest import run_gunicorn as run_gunicorn  # noqa: PLC0414 (the fixture, for this module)
 
 PROXY = "127.0.0.1"
@@ -67,7 +67,7 @@ def test_forged_forwarded_for_from_outside_the_proxy_does_not_pick_the_rate_limi
         DATABASE_URL=_test_database_url(), CACHE_URL="locmemcache://", DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_SECURE_SSL_REDIRECT="false", MEDIA_ROOT=str(tmp_path),
         LOGIN_FAILED_RATE_LIMIT=f"{PER_IP_LIMIT}/m/ip,100/m/key",
-        DJANGO_SETTINGS_MODULE="tests.security.settings_production_unhashed",  # pages render without collectstatic
+        DJANGO_SETTINGS_MODULE=UNHASHED_STATIC_SETTINGS,
     ))
     # Straight to gunicorn, a fresh made-up client address each time: the limit still counts the real peer.
     pages = [_failed_login(server.port, OUTSIDER, f"10.9.8.{n}") for n in range(PER_IP_LIMIT + 1)]
@@ -82,7 +82,8 @@ def test_forged_forwarded_for_from_outside_the_proxy_does_not_pick_the_rate_limi
 
 
 def test_forged_forwarded_proto_from_outside_the_proxy_is_not_https(run_gunicorn: Any, tmp_path: Path) -> None:
-    server = run_gunicorn(production_env(DJANGO_ALLOWED_HOSTS="127.0.0.1", MEDIA_ROOT=str(tmp_path)))
+    server = run_gunicorn(production_env(DJANGO_ALLOWED_HOSTS="127.0.0.1", MEDIA_ROOT=str(tmp_path),
+                                        DJANGO_SETTINGS_MODULE=UNHASHED_STATIC_SETTINGS))
     forged = {"X-Forwarded-Proto": "https"}
     # Plain HTTP claiming to be HTTPS, from outside: still redirected to HTTPS (secure cookies, CSRF's HTTPS rules
     # and the redirect all follow request.is_secure()).

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from devservices.caddy import Caddy
-from tests.deploy.conftest import http_get, production_env
+from tests.deploy.conftest import UNHASHED_STATIC_SETTINGS, http_get, production_env
 from tests.deploy.conftest import run_gunicorn as run_gunicorn  # noqa: PLC0414 (the fixture, for this module)
 
 SLOW_CLIENTS = 6  # three times gunicorn's threads
@@ -93,6 +93,7 @@ def _post(url: str, body: bytes) -> tuple[int, dict[str, str]]:
 def proxied_site(run_gunicorn: Any, tmp_path: Path) -> Iterator[tuple[Caddy, Any]]:
     server = run_gunicorn(production_env(
         DJANGO_ALLOWED_HOSTS="127.0.0.1", DJANGO_SECURE_SSL_REDIRECT="false", MEDIA_ROOT=str(tmp_path),
+        DJANGO_SETTINGS_MODULE=UNHASHED_STATIC_SETTINGS,
     ))
     caddy = Caddy(f"127.0.0.1:{server.port}", env={"CADDY_READ_BODY_TIMEOUT": READ_BODY_TIMEOUT}).start()
     try:

@@ -230,8 +230,9 @@ def test_hostile_upload(case: Case, uploader: tuple[Client, Any]) -> None:
                                          response.context["form"].errors)
     job = EditJob.objects.get(owner=user)
     photo = job.photo
-    # Exactly the normalised photo and its thumbnail were stored, under the user's own prefix.
-    assert new_files == {photo.image.name, photo.thumbnail.name}, new_files
+    # Exactly the normalised photo, its thumbnail and the cleaned full-resolution original were stored, under the
+    # user's own prefix; every one of them is re-encoded, so no metadata or payload rides along.
+    assert new_files == {photo.image.name, photo.thumbnail.name, photo.original.name}, new_files
     for name in new_files:
         assert name.startswith(f"users/{user.pk}/") and ".." not in name and "passwd" not in name
         with default_storage.open(name, "rb") as handle:
