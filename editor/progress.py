@@ -37,6 +37,12 @@ CONTENT_BLOCKED_MESSAGE = (
     "You were not charged. Please choose another photo."
 )
 
+# EditJob.error_code of an edit the provider refused for this photo or prompt (no person, garment not visible, no
+# colour named): the gate's own words are the message. Like a content block it is the person's input, not a fault.
+ERROR_REFUSED = "edit_refused"
+# Failures caused by what the person sent: the dashboard keeps them out of the provider's success rate.
+USER_CAUSED_ERRORS = frozenset({ERROR_CONTENT_BLOCKED, ERROR_REFUSED})
+
 RUNNING_PHASES = (Phase.QUEUED, Phase.PROCESSING, Phase.SAVING)
 FAILED_PHASES = (Phase.FAILED, Phase.EXPIRED)
 

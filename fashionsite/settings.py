@@ -346,6 +346,10 @@ DASHBOARD_BACKLOG_ALERT_SECONDS = env_int("DASHBOARD_BACKLOG_ALERT_SECONDS", 600
 # Warn about submitted jobs this close to the provider's retention deadline (their results may be lost).
 DASHBOARD_RETENTION_WARNING_SECONDS = env_int("DASHBOARD_RETENTION_WARNING_SECONDS", 600, min=1, unit="seconds")
 # List a client address as suspected sign-up farming when it made this many accounts on one day.
+# Warn when this share of the last hour's finished edits failed or expired (refusals for the photo or prompt left
+# out), once at least DASHBOARD_FAULT_ALERT_MIN_EDITS finished.
+DASHBOARD_FAULT_ALERT_PERCENT = env_int("DASHBOARD_FAULT_ALERT_PERCENT", 25, min=1, max=100, unit="percent")
+DASHBOARD_FAULT_ALERT_MIN_EDITS = env_int("DASHBOARD_FAULT_ALERT_MIN_EDITS", 10, min=1)
 DASHBOARD_SIGNUP_FARMING_THRESHOLD = env_int("DASHBOARD_SIGNUP_FARMING_THRESHOLD", 5, min=1)
 
 # --- The Fashion AI provider (Segmind's protocol) ---------------------------------------------------

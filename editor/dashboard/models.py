@@ -16,10 +16,13 @@ from django.db import models
 class DailyUsage(models.Model):
     day = models.DateField(unique=True)
 
-    # Jobs created that day, by the state they were in when the row was built.
+    # Jobs created that day, by the state they were in when the row was built. A failed job counts either as
+    # refused (the person's photo or prompt caused it: editor.progress.USER_CAUSED_ERRORS) or as failed (the
+    # provider or the site did), never both: the success rate leaves refusals out.
     jobs_total = models.PositiveIntegerField(default=0)
     jobs_succeeded = models.PositiveIntegerField(default=0)
     jobs_failed = models.PositiveIntegerField(default=0)
+    jobs_refused = models.PositiveIntegerField(default=0)
     jobs_expired = models.PositiveIntegerField(default=0)
     jobs_in_flight = models.PositiveIntegerField(default=0)
 
@@ -69,6 +72,7 @@ class DailyUserUsage(models.Model):
     jobs_total = models.PositiveIntegerField(default=0)
     jobs_succeeded = models.PositiveIntegerField(default=0)
     jobs_failed = models.PositiveIntegerField(default=0)
+    jobs_refused = models.PositiveIntegerField(default=0)
     jobs_expired = models.PositiveIntegerField(default=0)
     credits_charged = models.PositiveIntegerField(default=0)
     credits_refunded = models.PositiveIntegerField(default=0)

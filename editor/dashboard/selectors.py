@@ -29,12 +29,13 @@ from editor.models import (
     Purchase,
     WrongResultReport,
 )
+from editor.progress import USER_CAUSED_ERRORS
 from fashionsite.heartbeat import HeartbeatsUnavailable, worker_heartbeats
 
 # The error kinds the dashboard always shows, in this order (others appear after them when present).
 ERROR_KINDS = ["401", "406", "422", "429", "5xx", "network"]
 TOP_USERS = 10
-SUM_NAMES = ("jobs", "succeeded", "failed", "charged", "refunded")
+SUM_NAMES = ("jobs", "succeeded", "failed", "refused", "charged", "refunded")
 
 
 @dataclass
@@ -67,6 +68,7 @@ class TopUser:
     succeeded: int
     failed: int
     credits: int  # charged minus refunded in the period
+    refused: int = 0  # refused for the photo or prompt (not in `failed`)
 
 
 @dataclass
@@ -119,10 +121,11 @@ class DashboardData:
     missing_days: list[date]
     jobs_total: int
     succeeded: int
-    failed: int
+    failed: int  # the provider's or the site's fault
+    refused: int  # refused for the person's photo or prompt (no person, no colour, content blocked)
     expired: int
     in_flight: int
-    success_rate: float | None  # succeeded / finished, 0..1
+    success_rate: float | None  # succeeded / (succeeded + failed + expired), 0..1: refusals left out
     inference: Timing
     e2e: Timing
     credits_charged: int
@@ -144,13 +147,14 @@ class DashboardData:
     def chart_data(self) -> dict[str, Any]:
         """The per-day series the charts draw (JSON-ready)."""
         def rate(row: DailyUsage) -> float | None:
-            finished = row.jobs_succeeded + row.jobs_failed + row.jobs_expired
+            finished = row.jobs_succeeded + row.jobs_failed + row.jobs_expired  # refusals are not the provider's
             return round(100 * row.jobs_succeeded / finished, 1) if finished else None
 
         return {
             "labels": [row.day.isoformat() for row in self.days],
             "succeeded": [row.jobs_succeeded for row in self.days],
             "failed": [row.jobs_failed for row in self.days],
+            "refused": [row.jobs_refused for row in self.days],
             "expired": [row.jobs_expired for row in self.days],
             "in_flight": [row.jobs_in_flight for row in self.days],
             "success_rate": [rate(row) for row in self.days],
@@ -196,6 +200,7 @@ def _period_days(period: Period, *, now: datetime) -> tuple[list[DailyUsage], li
                 jobs=Sum("jobs_total"),
                 succeeded=Sum("jobs_succeeded"),
                 failed=Sum("jobs_failed"),
+                refused=Sum("jobs_refused"),
                 charged=Sum("credits_charged"),
                 refunded=Sum("credits_refunded"),
             )
@@ -210,11 +215,12 @@ def _period_days(period: Period, *, now: datetime) -> tuple[list[DailyUsage], li
         stored[today] = live.usage
         for user_id, user_row in live.users.items():
             sums_row = per_user.setdefault(
-                user_id, {"jobs": 0, "succeeded": 0, "failed": 0, "charged": 0, "refunded": 0}
+                user_id, {name: 0 for name in SUM_NAMES}
             )
             sums_row["jobs"] += user_row.jobs_total
             sums_row["succeeded"] += user_row.jobs_succeeded
             sums_row["failed"] += user_row.jobs_failed
+            sums_row["refused"] += user_row.jobs_refused
             sums_row["charged"] += user_row.credits_charged
             sums_row["refunded"] += user_row.credits_refunded
     days: list[DailyUsage] = []
@@ -241,7 +247,8 @@ def _top_users(per_user: dict[int, dict[str, int]]) -> tuple[int, list[TopUser],
 
     def top(uid: int) -> TopUser:
         row = per_user[uid]
-        return TopUser(uid, emails.get(uid, "?"), row["jobs"], row["succeeded"], row["failed"], spend[uid])
+        return TopUser(uid, emails.get(uid, "?"), row["jobs"], row["succeeded"], row["failed"], spend[uid],
+                       row["refused"])
 
     return len(active), [top(uid) for uid in by_edits], [top(uid) for uid in by_credits]
 
@@ -290,7 +297,33 @@ def _worker_heartbeats() -> tuple[list[dict[str, Any]], str]:
         return [], str(exc)
 
 
-def dashboard_alerts(*, queue: QueueState) -> list[DashboardAlert]:
+@dataclass
+class RecentFaults:
+    """Edits that finished in the last hour, for the provider-fault alert."""
+
+    finished: int  # succeeded, failed or expired, refusals left out
+    faults: int  # failed (not refused) or expired
+    refused: int
+
+    @property
+    def percent(self) -> float:
+        return 100 * self.faults / self.finished if self.finished else 0.0
+
+
+def recent_faults(*, now: datetime, window: timedelta = timedelta(hours=1)) -> RecentFaults:
+    """One range scan on the finished_at index. Refusals (the person's photo or prompt) never count as faults,
+    so a run of photos with nobody in them cannot page an operator."""
+    final = [EditJob.State.SUCCEEDED, EditJob.State.FAILED, EditJob.State.EXPIRED]
+    refused = Q(state=EditJob.State.FAILED, error_code__in=sorted(USER_CAUSED_ERRORS))
+    row = EditJob.objects.filter(finished_at__gte=now - window, finished_at__lte=now, state__in=final).aggregate(
+        total=Count("id"),
+        refused=Count("id", filter=refused),
+        faults=Count("id", filter=Q(state=EditJob.State.EXPIRED) | (Q(state=EditJob.State.FAILED) & ~refused)),
+    )
+    return RecentFaults(finished=row["total"] - row["refused"], faults=row["faults"], refused=row["refused"])
+
+
+def dashboard_alerts(*, queue: QueueState, now: datetime | None = None) -> list[DashboardAlert]:
     alerts: list[DashboardAlert] = []
     open_alerts = (
         OperatorAlert.objects.filter(resolved_at__isnull=True)
@@ -327,6 +360,20 @@ def dashboard_alerts(*, queue: QueueState) -> list[DashboardAlert]:
         alerts.append(
             DashboardAlert("workers", "warning", "No Celery worker has sent a heartbeat recently: jobs will not move.")
         )
+    faults = recent_faults(now=now or timezone.now())
+    if faults.finished >= settings.DASHBOARD_FAULT_ALERT_MIN_EDITS and (
+        faults.percent >= settings.DASHBOARD_FAULT_ALERT_PERCENT
+    ):
+        alerts.append(
+            DashboardAlert(
+                "provider_faults",
+                "warning",
+                f"{faults.faults} of the {faults.finished} edits finished in the last hour failed or expired "
+                f"({faults.percent:.0f} %, threshold {settings.DASHBOARD_FAULT_ALERT_PERCENT} %); "
+                f"{faults.refused} more were refused for their photo or prompt and are not counted.",
+                faults.faults,
+            )
+        )
     if queue.near_retention:
         alerts.append(
             DashboardAlert(
@@ -360,6 +407,7 @@ def dashboard_data(*, period: Period, now: datetime | None = None) -> DashboardD
         jobs_total=sum(row.jobs_total for row in days),
         succeeded=succeeded,
         failed=failed,
+        refused=sum(row.jobs_refused for row in days),
         expired=expired,
         in_flight=sum(row.jobs_in_flight for row in days),
         success_rate=succeeded / finished if finished else None,
@@ -374,7 +422,7 @@ def dashboard_data(*, period: Period, now: datetime | None = None) -> DashboardD
         top_by_credits=by_credits,
         provider_errors=errors,
         queue=queue,
-        alerts=dashboard_alerts(queue=queue),
+        alerts=dashboard_alerts(queue=queue, now=now),
         signup_farming=signup_bursts(period=period),
     )
 
@@ -446,14 +494,14 @@ def usage_rows_for_export(*, period: Period, now: datetime | None = None) -> Ite
     """A period's usage per day as CSV rows (header first)."""
     days, _, _ = _period_days(period, now=now or timezone.now())
     yield [
-        "day", "jobs", "succeeded", "failed", "expired", "in_flight", "active_users",
+        "day", "jobs", "succeeded", "failed", "refused", "expired", "in_flight", "active_users",
         "inference_p50_s", "inference_p95_s", "e2e_p50_s", "e2e_p95_s",
         "credits_charged", "credits_refunded", "credits_granted", "credits_adjusted", "provider_errors",
     ]
     for row in days:
         yield [
-            row.day.isoformat(), row.jobs_total, row.jobs_succeeded, row.jobs_failed, row.jobs_expired,
-            row.jobs_in_flight, row.active_users,
+            row.day.isoformat(), row.jobs_total, row.jobs_succeeded, row.jobs_failed, row.jobs_refused,
+            row.jobs_expired, row.jobs_in_flight, row.active_users,
             _round(row.inference_p50), _round(row.inference_p95), _round(row.e2e_p50), _round(row.e2e_p95),
             row.credits_charged, row.credits_refunded, row.credits_granted, row.credits_adjusted,
             sum(row.provider_errors.values()),

@@ -11,12 +11,13 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from editor.dashboard.histogram import exact_quantile, histogram_of
 from editor.dashboard.models import DailyUsage, DailyUserUsage, SignupRecord
 from editor.models import CreditEntry, EditJob, OperatorAlert, ProviderError
+from editor.progress import USER_CAUSED_ERRORS
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -57,16 +58,21 @@ def usage_day_compute(*, day: date, now: datetime | None = None) -> DayUsage:
         EditJob.State.FAILED: "jobs_failed",
         EditJob.State.EXPIRED: "jobs_expired",
     }
-    for row in jobs.order_by().values("owner_id", "state").annotate(n=Count("id")):
+    refused = Q(state=EditJob.State.FAILED, error_code__in=sorted(USER_CAUSED_ERRORS))
+    counted = jobs.order_by().values("owner_id", "state").annotate(n=Count("id"), refused=Count("id", filter=refused))
+    for row in counted:
         per_user = user_row(row["owner_id"])
         per_user.jobs_total += row["n"]
         usage.jobs_total += row["n"]
         name = outcome_field.get(row["state"])
         if name is None:
             usage.jobs_in_flight += row["n"]
-        else:
-            setattr(per_user, name, getattr(per_user, name) + row["n"])
-            setattr(usage, name, getattr(usage, name) + row["n"])
+            continue
+        per_user.jobs_refused += row["refused"]
+        usage.jobs_refused += row["refused"]
+        n = row["n"] - row["refused"]
+        setattr(per_user, name, getattr(per_user, name) + n)
+        setattr(usage, name, getattr(usage, name) + n)
     usage.active_users = sum(1 for row in users.values() if row.jobs_total)
 
     # Times of the day's succeeded jobs: what a user waited for a result and what the provider spent.

@@ -10,6 +10,9 @@ generations helpers ignore `base_url`, so they are never called. Every answer be
     BLOCKED     a FAILED whose error says "content not allowed": the provider's content filter refused the photo
                 or the result (Segmind's RAI block; ours in fashionai/safety.py). The person's photo caused it,
                 not a fault of the provider: refund, but no provider error and no alert
+    REFUSED     a FAILED whose `error_code` (ours, docs/fashionai.md) says this photo or prompt cannot be edited
+                (no person, garment not visible, no colour named, unreadable image): refund, no provider error;
+                the dashboard counts it apart from provider faults. Segmind sends no code: its FAILED stays FAILED
     NOT_FOUND   404: unknown model or request (expired after the provider's retention), or 410 (ours:
                 expired): expire, refund
     RETRY       429, 5xx, or a network error on a call that is safe to repeat: back off, try again
@@ -58,6 +61,7 @@ class Outcome(enum.StrEnum):
     OK = "ok"
     FAILED = "failed"
     BLOCKED = "blocked"
+    REFUSED = "refused"
     NOT_FOUND = "not_found"
     RETRY = "retry"
     AMBIGUOUS = "ambiguous"
@@ -70,8 +74,14 @@ class Outcome(enum.StrEnum):
 CONTENT_BLOCKED_PHRASE = "content not allowed"
 
 
-def _failed(detail: str) -> Outcome:
-    return Outcome.BLOCKED if CONTENT_BLOCKED_PHRASE in detail.lower() else Outcome.FAILED
+# Our service's FAILED `error_code`s that name the person's photo or prompt, not the engine (docs/fashionai.md).
+REFUSAL_CODES = frozenset({"edit_not_possible", "input_unreadable"})
+
+
+def _failed(detail: str, error_code: str = "") -> Outcome:
+    if CONTENT_BLOCKED_PHRASE in detail.lower() or error_code == "content_blocked":
+        return Outcome.BLOCKED
+    return Outcome.REFUSED if error_code in REFUSAL_CODES else Outcome.FAILED
 
 
 @dataclass(frozen=True)
@@ -264,7 +274,8 @@ def _fetch(which: str, **handle: str) -> ProviderAnswer:
     provider_status = str(body.get("status") or "")
     if provider_status == ProviderStatus.FAILED:
         detail = str(body.get("error") or "failed")
-        return ProviderAnswer(_failed(detail), body=body, http_status=422, detail=detail)
+        outcome = _failed(detail, str(body.get("error_code") or ""))
+        return ProviderAnswer(outcome, body=body, http_status=422, detail=detail)
     if provider_status not in (ProviderStatus.QUEUED, ProviderStatus.PROCESSING, ProviderStatus.COMPLETED):
         # A 2xx we cannot read: treat like a server hiccup and ask again later.
         return ProviderAnswer(

@@ -22,7 +22,7 @@ from editor.integrations import fashion_ai
 from editor.integrations.fashion_ai import Outcome, ProviderAnswer
 from editor.models import EditJob, OperatorAlert, ProviderError
 from editor.polling import PollPolicy, backoff_delay, next_poll_delay
-from editor.progress import CONTENT_BLOCKED_MESSAGE, ERROR_CONTENT_BLOCKED, ProviderStatus
+from editor.progress import CONTENT_BLOCKED_MESSAGE, ERROR_CONTENT_BLOCKED, ERROR_REFUSED, ProviderStatus
 from editor.provider_time import expected_provider_seconds, poll_policy
 from editor.services.job_state import (
     JobId,
@@ -393,9 +393,9 @@ def _handle(job: EditJob) -> dict[str, str]:
 
 
 def _record_error(answer: ProviderAnswer, *, job_id: JobId, call: str) -> None:
-    if answer.outcome is Outcome.BLOCKED:
-        # The provider worked; the person's photo was refused. Provider errors measure the provider's health.
-        log.info("job %s: refused by the provider's content filter (%s)", job_id, call)
+    if answer.outcome in (Outcome.BLOCKED, Outcome.REFUSED):
+        # The provider worked; the person's photo or prompt was refused. Provider errors measure its health.
+        log.info("job %s: refused by the provider for this photo or prompt (%s, %s)", job_id, answer.outcome, call)
         return
     ProviderError.objects.create(
         kind=answer.error_kind, http_status=answer.http_status, job_id=job_id, detail=f"{call}: {answer.detail}"[:500]
@@ -426,6 +426,8 @@ def _fail_for(answer: ProviderAnswer, *, job_id: JobId, call: str) -> None:
         return
     if answer.outcome is Outcome.BLOCKED:
         detail, code = CONTENT_BLOCKED_MESSAGE, ERROR_CONTENT_BLOCKED
+    elif answer.outcome is Outcome.REFUSED:
+        detail, code = answer.detail or "This photo or prompt cannot be edited.", ERROR_REFUSED
     elif answer.outcome is Outcome.FAILED:
         detail = answer.detail or "The provider could not make this edit."
         code = "provider_failed"

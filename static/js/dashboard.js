@@ -23,7 +23,8 @@
     type: "bar",
     data: { labels: data.labels, datasets: [
       { label: "Succeeded", data: data.succeeded, backgroundColor: colors.ok },
-      { label: "Failed", data: data.failed, backgroundColor: colors.bad },
+      { label: "Failed (provider or site)", data: data.failed, backgroundColor: colors.bad },
+      { label: "Refused (photo or prompt)", data: data.refused, backgroundColor: colors.accent2 },
       { label: "Expired", data: data.expired, backgroundColor: colors.warn },
       { label: "In flight", data: data.in_flight, backgroundColor: colors.grey }
     ] },

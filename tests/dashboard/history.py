@@ -27,6 +27,16 @@ class JobRecord:
     finished_at: datetime | None = None
     inference_time: float | None = None
     provider_status: str = ""
+    error_code: str = ""
+
+    @property
+    def refused(self) -> bool:
+        """Failed for the person's photo or prompt: the dashboard counts it apart from failures."""
+        return self.state == "failed" and self.error_code in ("edit_refused", "content_blocked")
+
+    @property
+    def outcome(self) -> str:
+        return "refused" if self.refused else self.state
 
 
 @dataclass
@@ -65,6 +75,7 @@ def history(make_user: Callable[..., Any], settings: Any) -> History:
 
     settings.STARTER_CREDITS = 0  # the ledger holds exactly what the history writes
     rng = random.Random(20261125)
+    causes = random.Random(20261201)  # why a failed edit failed: its own stream, so the rest of the history holds
     now = timezone.now().replace(microsecond=0)
     today = timezone.localdate(now)
     staff = make_user(is_staff=True, is_superuser=True)
@@ -93,8 +104,11 @@ def history(make_user: Callable[..., Any], settings: Any) -> History:
             elif state == "failed":
                 job.finished_at = created + timedelta(seconds=rng.uniform(5, 60))
                 job.provider_status = "FAILED"
+                job.error_code = causes.choice(["provider_failed", "provider_5xx", "edit_refused", "edit_refused",
+                                                "content_blocked"])
             else:
                 job.finished_at = created + timedelta(seconds=3600 + rng.uniform(0, 120))
+                job.error_code = "expired"
             h.jobs.append(job)
     # Jobs in flight right now: three waiting to be submitted, four at the provider...
     for n in range(7):
@@ -113,7 +127,7 @@ def history(make_user: Callable[..., Any], settings: Any) -> History:
                 clothing="topwear" if i % 3 else "bottomwear", state=j.state, cost_credits=1,
                 request_id=f"req-{i:05d}", provider_status=j.provider_status, inference_time=j.inference_time,
                 submitted_at=j.submitted_at, finished_at=j.finished_at,
-                error_code={"failed": "provider_failed", "expired": "expired"}.get(j.state, ""))
+                error_code=j.error_code)
         for i, j in enumerate(h.jobs)
     ]
     EditJob.objects.bulk_create(rows)
@@ -201,13 +215,14 @@ class Expected:
     per_day: dict[date, dict[str, Any]]
     succeeded: int
     failed: int
+    refused: int
     expired: int
     in_flight: int
     inference: list[float]
     e2e: list[float]
     credits: dict[str, int]
     active_users: int
-    top_by_edits: list[tuple[int, int, int, int]]
+    top_by_edits: list[tuple[int, int, int, int, int]]
     top_by_credits: list[tuple[int, int]]
     errors: dict[str, int]
 
@@ -228,7 +243,8 @@ def expected_for(h: History, days: Iterable[date]) -> Expected:
         day_entries = [e for e in entries if h.day_of(e.created_at) == day]
         per_day[day] = {
             "succeeded": len(done),
-            "failed": sum(j.state == "failed" for j in day_jobs),
+            "failed": sum(j.outcome == "failed" for j in day_jobs),
+            "refused": sum(j.refused for j in day_jobs),
             "expired": sum(j.state == "expired" for j in day_jobs),
             "in_flight": sum(j.state in ("created", "submitted") for j in day_jobs),
             "inference": [j.inference_time for j in done if j.inference_time is not None],
@@ -240,7 +256,8 @@ def expected_for(h: History, days: Iterable[date]) -> Expected:
         }
     by_user = Counter(j.owner_id for j in jobs)
     ok_by_user = Counter(j.owner_id for j in jobs if j.state == "succeeded")
-    failed_by_user = Counter(j.owner_id for j in jobs if j.state == "failed")
+    failed_by_user = Counter(j.owner_id for j in jobs if j.outcome == "failed")
+    refused_by_user = Counter(j.owner_id for j in jobs if j.refused)
     spend: Counter[int] = Counter()
     for e in entries:
         if e.kind == "charge":
@@ -258,7 +275,8 @@ def expected_for(h: History, days: Iterable[date]) -> Expected:
         jobs=jobs,
         per_day=per_day,
         succeeded=len(done_jobs),
-        failed=sum(j.state == "failed" for j in jobs),
+        failed=sum(j.outcome == "failed" for j in jobs),
+        refused=sum(j.refused for j in jobs),
         expired=sum(j.state == "expired" for j in jobs),
         in_flight=sum(j.state in ("created", "submitted") for j in jobs),
         inference=[j.inference_time for j in done_jobs if j.inference_time is not None],
@@ -266,7 +284,8 @@ def expected_for(h: History, days: Iterable[date]) -> Expected:
         credits={kind: sum(e.amount for e in entries if e.kind == kind)
                  for kind in ("charge", "refund", "grant", "adjust")},
         active_users=len(by_user),
-        top_by_edits=[(uid, by_user[uid], ok_by_user[uid], failed_by_user[uid]) for uid in top_edits],
+        top_by_edits=[(uid, by_user[uid], ok_by_user[uid], failed_by_user[uid], refused_by_user[uid])
+                      for uid in top_edits],
         top_by_credits=[(uid, spend[uid]) for uid in top_credits],
         errors=errors,
     )

@@ -42,6 +42,8 @@ def test_dashboard_in_a_browser(page: Any, browser: Any, live_server: Any, histo
     days = sorted(exp.per_day)
     assert drawn[0] == [exp.per_day[d]["succeeded"] for d in days]
     assert drawn[1] == [exp.per_day[d]["failed"] for d in days]
+    assert drawn[2] == [exp.per_day[d]["refused"] for d in days]
+    assert page.get_by_test_id("kpi-refused").inner_text() == str(exp.refused)
     assert page.evaluate("window.dashboardCharts['chart-errors'].data.labels") == list(exp.errors)
     assert page.get_by_role("alert").get_by_text(re.compile("out of credits")).is_visible()
     page.screenshot(path=str(shots / "dashboard-desktop.png"), full_page=True)

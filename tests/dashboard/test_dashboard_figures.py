@@ -31,8 +31,9 @@ def _check(data: DashboardData, h: History, days: list[date], settings: Any) -> 
     assert [row.day for row in data.days] == days
     assert data.missing_days == []
     assert data.jobs_total == len(exp.jobs)
-    assert (data.succeeded, data.failed, data.expired, data.in_flight) == (
-        exp.succeeded, exp.failed, exp.expired, exp.in_flight)
+    assert (data.succeeded, data.failed, data.refused, data.expired, data.in_flight) == (
+        exp.succeeded, exp.failed, exp.refused, exp.expired, exp.in_flight)
+    # Refusals (the person's photo or prompt) are not the provider's failures: out of the success rate.
     finished = exp.succeeded + exp.failed + exp.expired
     assert data.success_rate == pytest.approx(exp.succeeded / finished if finished else None)
 
@@ -49,7 +50,7 @@ def _check(data: DashboardData, h: History, days: list[date], settings: Any) -> 
     assert data.credits_granted == exp.credits["grant"]
     assert data.credits_adjusted == exp.credits["adjust"]
     assert data.active_users == exp.active_users
-    assert [(t.user_id, t.jobs, t.succeeded, t.failed) for t in data.top_by_edits] == exp.top_by_edits
+    assert [(t.user_id, t.jobs, t.succeeded, t.failed, t.refused) for t in data.top_by_edits] == exp.top_by_edits
     assert [(t.user_id, t.credits) for t in data.top_by_credits] == exp.top_by_credits
     emails = {u.pk: u.email for u in h.users}
     assert all(t.email == emails[t.user_id] for t in data.top_by_edits + data.top_by_credits)
@@ -58,7 +59,7 @@ def _check(data: DashboardData, h: History, days: list[date], settings: Any) -> 
     # The charts' per-day series.
     chart = data.chart_data()
     assert chart["labels"] == [d.isoformat() for d in days]
-    for key in ("succeeded", "failed", "expired", "in_flight", "active_users"):
+    for key in ("succeeded", "failed", "refused", "expired", "in_flight", "active_users"):
         assert chart[key] == [exp.per_day[d][key] for d in days], key
     assert chart["credits_charged"] == [exp.per_day[d]["charged"] for d in days]
     assert chart["credits_refunded"] == [exp.per_day[d]["refunded"] for d in days]
@@ -128,8 +129,9 @@ def test_rollup_rows_after_a_rebuild(history: History) -> None:
     for day, row in rows.items():
         exp = expected_for(h, [day])
         d = exp.per_day[day]
-        assert (row.jobs_total, row.jobs_succeeded, row.jobs_failed, row.jobs_expired, row.jobs_in_flight) == (
-            len(exp.jobs), d["succeeded"], d["failed"], d["expired"], d["in_flight"])
+        assert (row.jobs_total, row.jobs_succeeded, row.jobs_failed, row.jobs_refused, row.jobs_expired,
+                row.jobs_in_flight) == (len(exp.jobs), d["succeeded"], d["failed"], d["refused"], d["expired"],
+                                        d["in_flight"])
         assert (row.credits_charged, row.credits_refunded, row.credits_granted, row.credits_adjusted) == (
             d["charged"], d["refunded"], d["granted"], exp.credits["adjust"])
         assert row.active_users == d["active_users"]
@@ -138,9 +140,12 @@ def test_rollup_rows_after_a_rebuild(history: History) -> None:
         assert row.e2e_p50 == pytest.approx(percentile(d["e2e"], 0.5))
         assert sum(row.inference_hist.values()) == len(d["inference"])
         assert {k: v for k, v in row.provider_errors.items()} == {k: v for k, v in exp.errors.items() if v}
-        per_user = {u.user_id: u.jobs_total for u in DailyUserUsage.objects.filter(day=day) if u.jobs_total}
+        per_user = {u.user_id: (u.jobs_total, u.jobs_failed, u.jobs_refused)
+                    for u in DailyUserUsage.objects.filter(day=day) if u.jobs_total}
         owners = {j.owner_id for j in exp.jobs}
-        assert per_user == {uid: sum(1 for j in exp.jobs if j.owner_id == uid) for uid in owners}
+        assert per_user == {uid: (sum(1 for j in exp.jobs if j.owner_id == uid),
+                                  sum(1 for j in exp.jobs if j.owner_id == uid and j.outcome == "failed"),
+                                  sum(1 for j in exp.jobs if j.owner_id == uid and j.refused)) for uid in owners}
 
     # Idempotent: a second rebuild leaves the same rows.
     counts = (DailyUsage.objects.count(), DailyUserUsage.objects.count())
@@ -149,7 +154,7 @@ def test_rollup_rows_after_a_rebuild(history: History) -> None:
 
     # Past days are read from the rollup: a change shows only after that day is rebuilt.
     day = h.today - timedelta(days=5)
-    victim = next(j for j in h.jobs if j.state == "failed" and h.day_of(j.created_at) == day)
+    victim = next(j for j in h.jobs if j.outcome == "failed" and h.day_of(j.created_at) == day)
     EditJob.objects.filter(pk=victim.id).update(state="expired")
     period = period_for(key="custom", start=day, end=day, today=h.today)
     before = dashboard_data(period=period, now=h.now)
@@ -198,8 +203,9 @@ def test_the_page_shows_the_figures_within_the_query_budget(
     h = history
     _rebuild_past(h)
     client.force_login(h.staff)
-    # 19, and 2 for the "results reported wrong" card (one aggregate, the latest reports), whatever the history.
-    with django_assert_max_num_queries(21):
+    # 20 (one is the last hour's faults for the alert), and 2 for the "results reported wrong" card (one
+    # aggregate, the latest reports), whatever the history.
+    with django_assert_max_num_queries(22):
         response = client.get("/staff/dashboard/?period=7d")
     assert response.status_code == 200
     html = response.content.decode()
@@ -208,6 +214,7 @@ def test_the_page_shows_the_figures_within_the_query_budget(
     assert _testid(html, "kpi-jobs") == f"{len(exp.jobs):,}"
     assert _testid(html, "kpi-succeeded") == str(exp.succeeded)
     assert _testid(html, "kpi-failed") == str(exp.failed)
+    assert _testid(html, "kpi-refused") == str(exp.refused) != "0"
     assert _testid(html, "kpi-expired") == str(exp.expired)
     assert _testid(html, "kpi-success-rate") == f"{100 * exp.succeeded / finished:.1f} %"
     assert _testid(html, "kpi-charged") == f"{-exp.credits['charge']:,}"
@@ -245,8 +252,8 @@ def test_csv_export_of_a_period(history: History, client: Client) -> None:
     for row, day in zip(rows, days, strict=True):
         exp = expected_for(h, [day])
         d = exp.per_day[day]
-        assert (int(row["jobs"]), int(row["succeeded"]), int(row["failed"]), int(row["expired"])) == (
-            len(exp.jobs), d["succeeded"], d["failed"], d["expired"])
+        assert (int(row["jobs"]), int(row["succeeded"]), int(row["failed"]), int(row["refused"]),
+                int(row["expired"])) == (len(exp.jobs), d["succeeded"], d["failed"], d["refused"], d["expired"])
         assert int(row["credits_charged"]) == d["charged"] and int(row["credits_refunded"]) == d["refunded"]
         assert int(row["provider_errors"]) == sum(exp.errors.values())
 
