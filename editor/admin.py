@@ -51,6 +51,7 @@ from editor.models import (
     Purchase,
     ShareLink,
     SiteSwitches,
+    WrongResultReport,
 )
 from editor.services.account_commands import account_delete_start, data_export_start
 from editor.services.credits import (
@@ -638,6 +639,31 @@ class ProviderErrorAdmin(ReadOnlyAdmin[ProviderError]):
         ("job", lambda e: e.job_id),
         ("detail", lambda e: e.detail),
     ]
+
+
+@admin.register(WrongResultReport)
+class WrongResultReportAdmin(ReadOnlyAdmin[WrongResultReport]):
+    """What people said was wrong with finished edits (the dashboard's "Results reported wrong" counts them)."""
+
+    list_display = ("created_at", "user_email", "reason", "clothing", "prompt", "refunded", "job")
+    list_filter = ("reason", "clothing", "refunded", "created_at")
+    list_select_related = ("user", "job")
+    search_fields = ("prompt", "detail", "user__email")
+    date_hierarchy = "created_at"
+    csv_columns: CsvColumns = [
+        ("created_at", lambda r: r.created_at.isoformat()),
+        ("user", lambda r: r.user_id),
+        ("reason", lambda r: r.reason),
+        ("detail", lambda r: r.detail),
+        ("clothing", lambda r: r.clothing),
+        ("prompt", lambda r: r.prompt),
+        ("refunded", lambda r: r.refunded),
+        ("job", lambda r: r.job_id),
+    ]
+
+    @admin.display(description="user", ordering="user__email")
+    def user_email(self, report: WrongResultReport) -> str:
+        return str(report.user.email)
 
 
 @admin.register(OperatorAlert)

@@ -171,3 +171,19 @@ def test_reports_show_on_the_staff_dashboard(make_user: Any) -> None:
     assert "Results reported wrong" in html
     assert 'data-testid="wrong-reported">1<' in html and "50.0 % of 2 finished edits" in html
     assert "it recoloured the grass" in html and user.email in html
+
+
+@pytest.mark.django_db
+def test_staff_read_the_reports_in_the_admin_with_the_permission_only(make_user: Any) -> None:
+    user = make_user()
+    edit_job_report_wrong(job=charged_job(user), user=user, reason="wrong_place", detail="it recoloured the sky")
+    url = reverse("admin:editor_wrongresultreport_changelist")
+    staff = make_user(is_staff=True)
+    assert client_for(staff).get(url).status_code == 403
+    staff.user_permissions.add(Permission.objects.get(codename="view_wrongresultreport"))
+    page = client_for(staff).get(url).content.decode()
+    assert "It changed the wrong part of the photo" in page and user.email in page
+    report = WrongResultReport.objects.get(user=user)
+    change = client_for(staff).get(reverse("admin:editor_wrongresultreport_change", args=[report.pk]))
+    assert change.status_code == 200 and "it recoloured the sky" in change.content.decode()
+    assert "Save" not in change.content.decode()  # read-only: the application writes these rows
