@@ -175,6 +175,7 @@ ADMIN_MODELS: dict[str, Callable[[Victim], str]] = {
     "editor/siteswitches": lambda v: "1",
     "editor/dataexport": lambda v: "1",
     "editor/accountdeletion": lambda v: "1",
+    "editor/wrongresultreport": lambda v: "1",
     "dashboard/dailyusage": lambda v: "1",
     "mfa/authenticator": lambda v: "1",
     "developer_api/apikey": lambda v: str(v.api_key_id),
