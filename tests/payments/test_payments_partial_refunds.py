@@ -176,3 +176,35 @@ def test_the_dashboard_counts_a_partial_refund_by_its_amount(
     # 3 x 4.99 = 14.97 gross; net of 4.99 and 1.30 refunded = 8.68; 20 + 5 credits taken back.
     assert 'data-testid="gross">14.97<' in page and 'data-testid="net">8.68<' in page
     assert 'data-testid="credits-reversed">25<' in page
+
+
+def test_reversals_made_before_partial_refunds_keep_what_they_took_back(
+    client: Any, buyer: Any, make_pack: Any, stripe_standin: Any
+) -> None:
+    """Migration 0009 on rows the old code wrote (a full refund: the whole pack taken back, no running totals
+    kept): later events for that charge take nothing more."""
+    import importlib
+
+    from django.apps import apps
+
+    from editor.models import PaymentReversal, Purchase
+
+    session_id = start_checkout(client, buyer, make_pack(**PACK))
+    paid = stripe_standin.pay(session_id)
+    refund_event = stripe_standin.refund(paid["charge"])
+    assert ledger(buyer, "clawback") == [-20]
+    # As the old code left them: the new columns at their defaults.
+    Purchase.objects.filter(checkout_session_id=session_id).update(credits_reversed=0, amount_reversed_minor=0)
+    PaymentReversal.objects.update(amount=0, amount_refunded=0, refunded_in_full=False)
+
+    migration = importlib.import_module("editor.migrations.0009_partial_refunds_delayed_payments")
+    migration.reversals_so_far(apps, None)
+    bought = purchase(session_id)
+    assert (bought.status, bought.credits_reversed, bought.amount_reversed_minor) == ("refunded", 20, 499)
+    assert reversal_of(paid["charge"]).refunded_in_full
+
+    assert stripe_standin.deliver(refund_event) == 200
+    stripe_standin.dispute(paid["charge"])
+    assert ledger(buyer, "clawback") == [-20] and balance(buyer) == 0
+    assert purchase(session_id).status == "disputed"
+    assert_books_balance(buyer)
