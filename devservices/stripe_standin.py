@@ -6,12 +6,15 @@ it posts events signed with Stripe's scheme to the site's real webhook endpoint.
         settings.STRIPE_API_BASE = s.base_url
         ...
         s.pay(session_id)            # as if the buyer paid: checkout.session.completed is delivered
-        s.refund(charge_id)          # charge.refunded
+        s.pay(session_id, delayed=True)   # a bank debit: checkout.session.completed with payment_status "unpaid"
+        s.settle(session_id)         # ... then checkout.session.async_payment_succeeded (or succeeded=False: _failed)
+        s.refund(charge_id)          # charge.refunded (amount=N: a partial refund of N more, as Stripe's Refund API)
         s.dispute(charge_id)         # charge.dispute.created
 
 Stripe's API (what the SDK calls):  POST /v1/checkout/sessions, GET /v1/checkout/sessions/<id>.
-The hosted page:                    GET /pay/<id> (a Pay and a Cancel button), POST /pay/<id>.
-Ours, for tests:                    `pay`, `refund`, `dispute`, `event_payload`, `deliver` on the object;
+The hosted page:                    GET /pay/<id> (Pay, Bank debit and Cancel), POST /pay/<id> (method=debit:
+                                    confirmed later), POST /standin/settle/<id>?outcome=succeeded|failed.
+Ours, for tests:                    `pay`, `settle`, `refund`, `dispute`, `event_payload`, `deliver` on the object;
                                     `python -m devservices.stripe_standin --port N --webhook-url U --secret S`.
 
 The signature is Stripe's: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<payload>">` keyed with the
@@ -133,9 +136,10 @@ class StripeStandin:
         self.events[event["id"]] = event
         return event
 
-    def complete(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def complete(self, session_id: str, *, delayed: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
         """The buyer paid: the session completes, a payment intent and a charge exist. Returns (event, charge);
-        the event is not delivered yet."""
+        the event is not delivered yet. `delayed` is a method the bank confirms later (SEPA debit, ACH): the
+        session completes with payment_status "unpaid" and a pending charge; `settle` decides it."""
         with self.lock:
             session = self.sessions[session_id]
             if session["status"] == "complete":
@@ -144,12 +148,30 @@ class StripeStandin:
             intent = _new_id("pi")
             charge = {
                 "id": _new_id("ch"), "object": "charge", "amount": session["amount_total"],
-                "amount_refunded": 0, "currency": session["currency"], "payment_intent": intent, "paid": True,
+                "amount_refunded": 0, "currency": session["currency"], "payment_intent": intent,
+                "paid": not delayed, "status": "pending" if delayed else "succeeded",
                 "refunded": False, "disputed": False, "metadata": session["metadata"],
             }
             self.charges[charge["id"]] = charge
-            session.update(status="complete", payment_status="paid", payment_intent=intent)
+            session.update(status="complete", payment_status="unpaid" if delayed else "paid", payment_intent=intent)
             return self._event("checkout.session.completed", session), charge
+
+    def settle(self, session_id: str, *, succeeded: bool = True, deliver: bool = True) -> str:
+        """The bank's answer for a delayed payment: checkout.session.async_payment_succeeded (the session is then
+        "paid") or checkout.session.async_payment_failed (it stays "unpaid"). Returns the event id."""
+        with self.lock:
+            session = self.sessions[session_id]
+            charge = next(c for c in self.charges.values() if c["payment_intent"] == session["payment_intent"])
+            if charge["status"] != "pending":
+                raise ValueError(f"{session_id} is not waiting for its bank (charge {charge['status']})")
+            charge.update(status="succeeded" if succeeded else "failed", paid=succeeded)
+            if succeeded:
+                session["payment_status"] = "paid"
+            kind = "succeeded" if succeeded else "failed"
+            event = self._event(f"checkout.session.async_payment_{kind}", session)
+        if deliver:
+            self.deliver(event["id"])
+        return str(event["id"])
 
     def deliver(self, event_id: str, *, payload: bytes | None = None, signature: str | None = None) -> int | None:
         """POST the event to the webhook endpoint, signed; returns the HTTP status (None: not reachable)."""
@@ -177,17 +199,24 @@ class StripeStandin:
 
     # ------------------------------------------------------------------ test controls
 
-    def pay(self, session_id: str, *, deliver: bool = True) -> dict[str, Any]:
-        """As if the buyer paid. Returns {"event": id, "charge": id, "payment_intent": id}."""
-        event, charge = self.complete(session_id)
+    def pay(self, session_id: str, *, deliver: bool = True, delayed: bool = False) -> dict[str, Any]:
+        """As if the buyer paid (`delayed`: by bank debit, see `complete`). Returns {"event": id, "charge": id,
+        "payment_intent": id}."""
+        event, charge = self.complete(session_id, delayed=delayed)
         if deliver:
             self.deliver(event["id"])
         return {"event": event["id"], "charge": charge["id"], "payment_intent": charge["payment_intent"]}
 
     def refund(self, charge_id: str, *, amount: int | None = None, deliver: bool = True) -> str:
+        """A refund of `amount` more (Stripe's Refund API; None: whatever is left). The event carries the charge
+        as Stripe does: `amount_refunded` is the running total, `refunded` true once it is all refunded."""
         with self.lock:
             charge = self.charges[charge_id]
-            charge["amount_refunded"] = charge["amount"] if amount is None else amount
+            left = charge["amount"] - charge["amount_refunded"]
+            amount = left if amount is None else amount
+            if not 0 < amount <= left:
+                raise ValueError(f"cannot refund {amount} of charge {charge_id}: {left} is left to refund")
+            charge["amount_refunded"] += amount
             charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
             event = self._event("charge.refunded", charge)
         if deliver:
@@ -276,7 +305,9 @@ def _handler_for(standin: StripeStandin) -> type[BaseHTTPRequestHandler]:
                     f"<body><h1>Test checkout (Stripe stand-in)</h1><p data-testid=standin-item>{name}</p>"
                     f"<p data-testid=standin-amount>{html.escape(amount)}</p>"
                     f"<form method=post action=/pay/{session['id']}><button type=submit>Pay {html.escape(amount)}"
-                    f"</button></form><p><a href=\"{html.escape(session['cancel_url'])}\">Cancel</a></p></body></html>"
+                    f"</button></form><form method=post action=/pay/{session['id']}><input type=hidden name=method "
+                    "value=debit><button type=submit>Bank debit (confirmed later)</button></form>"
+                    f"<p><a href=\"{html.escape(session['cancel_url'])}\">Cancel</a></p></body></html>"
                 )
                 self._send(200, page.encode(), "text/html; charset=utf-8")
             elif path == "/health":
@@ -295,18 +326,32 @@ def _handler_for(standin: StripeStandin) -> type[BaseHTTPRequestHandler]:
                     return
                 self._json(200, standin.create_session(params, self.headers.get("Idempotency-Key")))
             elif match := re.fullmatch(r"/pay/([\w]+)", path):
-                self._body()
+                form = parse_form(self._body())
                 session = standin.sessions.get(match[1])
                 if session is None:
                     self._send(404, b"no such session", "text/plain")
                     return
-                event, _charge = standin.complete(session["id"])
+                event, _charge = standin.complete(session["id"], delayed=form.get("method") == "debit")
                 # Stripe's own order: the buyer is sent back at once, the event comes on its own schedule.
                 timer = threading.Timer(standin.webhook_delay, standin.deliver, args=(event["id"],))
                 timer.daemon = True
                 timer.start()
                 target = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
                 self._send(303, b"", "text/plain", {"Location": target})
+            elif match := re.fullmatch(r"/standin/settle/([\w]+)", path):
+                # The bank's answer to a debit, for `make run` (tests call `settle`): ?outcome=succeeded|failed.
+                self._body()
+                outcome = dict(parse_qsl(urlsplit(self.path).query)).get("outcome", "succeeded")
+                if match[1] not in standin.sessions or outcome not in ("succeeded", "failed"):
+                    self._error(404, "no such session, or outcome is not succeeded or failed")
+                    return
+                try:
+                    event_id = standin.settle(match[1], succeeded=outcome == "succeeded", deliver=False)
+                except ValueError as exc:
+                    self._error(400, str(exc))
+                    return
+                threading.Thread(target=standin.deliver, args=(event_id,), daemon=True).start()
+                self._json(200, {"event": event_id})
             else:
                 self._error(404, "Unrecognized request URL")
 

@@ -359,7 +359,8 @@ class CreditPackAdmin(admin.ModelAdmin[CreditPack]):
 class PurchaseAdmin(ReadOnlyAdmin[Purchase]):
     """Checkout Sessions and what Stripe said about them; written only by the webhook."""
 
-    list_display = ("created_at", "user", "pack_name", "credits", "amount", "status", "checkout_session_id")
+    list_display = ("created_at", "user", "pack_name", "credits", "amount", "status", "credits_reversed",
+                    "checkout_session_id")
     list_filter = ("status", "currency", "created_at")
     search_fields = ("user__email", "checkout_session_id", "payment_intent_id")
     list_select_related = ("user",)
@@ -374,6 +375,8 @@ class PurchaseAdmin(ReadOnlyAdmin[Purchase]):
         ("amount", lambda p: p.amount_display),
         ("currency", lambda p: p.currency),
         ("status", lambda p: p.status),
+        ("amount_reversed", lambda p: p.amount_reversed_display),
+        ("credits_reversed", lambda p: p.credits_reversed),
         ("checkout_session_id", lambda p: p.checkout_session_id),
         ("payment_intent_id", lambda p: p.payment_intent_id),
     ]
@@ -385,7 +388,8 @@ class PurchaseAdmin(ReadOnlyAdmin[Purchase]):
 
 @admin.register(PaymentReversal)
 class PaymentReversalAdmin(ReadOnlyAdmin[PaymentReversal]):
-    list_display = ("created_at", "kind", "charge_id", "purchase", "credits_taken", "credits_owed", "applied_at")
+    list_display = ("created_at", "kind", "charge_id", "purchase", "amount_refunded", "refunded_in_full",
+                    "credits_taken", "credits_owed", "applied_at")
     list_filter = ("kind",)
     search_fields = ("charge_id", "payment_intent_id")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from editor import storage
 
@@ -366,9 +366,16 @@ class Purchase(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for payment"
+        # Checkout completed with a method the bank confirms later (SEPA debit, ACH): no credits until it does.
+        PROCESSING = "processing", "Payment processing"
+        FAILED = "failed", "Payment failed"  # the bank refused a delayed payment: nothing was credited
         PAID = "paid", "Paid"
+        PARTLY_REFUNDED = "partly_refunded", "Partly refunded"
         REFUNDED = "refunded", "Refunded"
         DISPUTED = "disputed", "Disputed"
+
+    # The money arrived (and maybe went back since): the purchase counts as sold, and reversals apply to it.
+    PAID_STATUSES = (Status.PAID, Status.PARTLY_REFUNDED, Status.REFUNDED, Status.DISPUTED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -384,7 +391,11 @@ class Purchase(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
-    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)  # the latest refund or dispute
+    # What refunds and disputes took back so far (cumulative): the money, and the credits it stands for
+    # (floor(credits * refunded / paid), all of them once fully refunded or disputed).
+    amount_reversed_minor = models.PositiveIntegerField(default=0)
+    credits_reversed = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -392,33 +403,54 @@ class Purchase(models.Model):
             models.Index(fields=["user", "-created_at"], name="purchase_user_recent"),
             models.Index(fields=["status", "paid_at"], name="purchase_status_paid"),
         ]
+        constraints = [
+            # However many refund events come, a purchase never gives back more credits or money than it had.
+            models.CheckConstraint(condition=Q(credits_reversed__lte=F("credits")),
+                                   name="purchase_reverses_at_most_its_credits"),
+            models.CheckConstraint(condition=Q(amount_reversed_minor__lte=F("amount_minor")),
+                                   name="purchase_reverses_at_most_its_amount"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.pack_name} ({self.get_status_display()})"
 
+    def _show(self, minor: int) -> str:
+        if self.currency in ZERO_DECIMAL_CURRENCIES:
+            return str(minor)
+        return f"{minor // 100}.{minor % 100:02d}"
+
     @property
     def amount_display(self) -> str:
         """499 EUR cents -> "4.99"; zero-decimal currencies (JPY) as they are."""
-        if self.currency in ZERO_DECIMAL_CURRENCIES:
-            return str(self.amount_minor)
-        return f"{self.amount_minor // 100}.{self.amount_minor % 100:02d}"
+        return self._show(self.amount_minor)
+
+    @property
+    def amount_reversed_display(self) -> str:
+        return self._show(self.amount_reversed_minor)
 
 
 class PaymentReversal(models.Model):
-    """A refund or dispute of one charge: one row per charge, however often (or early) Stripe tells us."""
+    """Refunds and a dispute of one charge: one row per charge, however often, early or out of order Stripe tells
+    us. It keeps the newest facts (the largest running refund total seen, whether it is disputed); applying it
+    takes back what those facts call for beyond what the purchase gave back already."""
 
     class Kind(models.TextChoices):
         REFUND = "refund", "Refund"
-        DISPUTE = "dispute", "Dispute"
+        DISPUTE = "dispute", "Dispute"  # a dispute wins over refunds: the whole purchase is taken back
 
     charge_id = models.CharField(max_length=255, unique=True)
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.PositiveIntegerField(default=0)  # the charge, in minor units (0: not told)
+    amount_refunded = models.PositiveIntegerField(default=0)  # Stripe's running total: only ever grows here
+    refunded_in_full = models.BooleanField(default=False)  # Stripe's `refunded` flag
     purchase = models.ForeignKey(Purchase, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Cumulative over every step: taken from the balance, and owed because it was already spent.
     credits_taken = models.PositiveIntegerField(default=0)
     credits_owed = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Null until the purchase it reverses is known and paid (a refund can arrive before the payment's own event).
+    # Null while it holds facts not applied yet: until the purchase it reverses is known and paid (a refund can
+    # arrive before the payment's own event), and again each time a newer refund total or a dispute arrives.
     applied_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

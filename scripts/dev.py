@@ -80,7 +80,8 @@ def main() -> int:
     processes = ["web", "worker", "images", "beat", "fashionai"]
     if env.get("STRIPE_STANDIN") == "1":
         # Buying credits against the local Stripe stand-in (devservices/stripe_standin.py): its hosted page has
-        # a Pay button, and it posts signed events to this site's webhook.
+        # a Pay button and a bank debit (settled by POST /standin/settle/<id>), and it posts signed events to this
+        # site's webhook.
         env.update(STRIPE_SECRET_KEY="sk_test_local", STRIPE_WEBHOOK_SECRET="whsec_local",
                    STRIPE_API_BASE="http://127.0.0.1:8766")
         processes.append("stripe")

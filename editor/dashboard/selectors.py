@@ -551,7 +551,8 @@ class Revenue:
     purchases: int
     credits: int
     gross_minor: int  # every payment of the period
-    reversed_minor: int  # of those, refunded or disputed since
+    reversed_minor: int  # of those, what went back since: refunds (partial ones by their amount) and disputes
+    credits_reversed: int = 0  # the credits those reversals took back
 
     @property
     def net_minor(self) -> int:
@@ -579,29 +580,39 @@ class PurchaseFigures:
     disputed: int
     waiting: int  # Checkout started, no payment (yet)
     held_accounts: int
+    partly_refunded: int = 0
+    processing: int = 0  # delayed methods (bank debits) the bank has not confirmed yet
+    failed: int = 0  # delayed payments the bank refused
 
 
 def purchase_figures(*, period: Period) -> PurchaseFigures:
-    """Purchases paid in the period, by currency (read live: a few rows a day, no rollup needed)."""
+    """Purchases paid in the period, by currency (read live: a few rows a day, no rollup needed). What went back is
+    each purchase's own running total (`amount_reversed_minor`), so a partial refund counts by its amount."""
     start, _ = day_bounds(period.start)
     _, end = day_bounds(period.end)
-    paid = Purchase.objects.filter(paid_at__gte=start, paid_at__lt=end).exclude(status=Purchase.Status.PENDING)
-    reversed_q = Q(status__in=[Purchase.Status.REFUNDED, Purchase.Status.DISPUTED])
+    paid = Purchase.objects.filter(paid_at__gte=start, paid_at__lt=end, status__in=Purchase.PAID_STATUSES)
     rows = (
         paid.order_by().values("currency")
         .annotate(n=Count("id"), credits=Sum("credits"), gross=Sum("amount_minor"),
-                  reversed=Sum("amount_minor", filter=reversed_q))
+                  reversed=Sum("amount_reversed_minor"), credits_reversed=Sum("credits_reversed"))
         .order_by("currency")
     )
     counts = dict(paid.order_by().values("status").annotate(n=Count("id")).values_list("status", "n"))
+    started = dict(
+        Purchase.objects.filter(created_at__gte=start, created_at__lt=end).exclude(status__in=Purchase.PAID_STATUSES)
+        .order_by().values("status").annotate(n=Count("id")).values_list("status", "n")
+    )
     return PurchaseFigures(
-        revenue=[Revenue(r["currency"], r["n"], r["credits"] or 0, r["gross"] or 0, r["reversed"] or 0) for r in rows],
+        revenue=[Revenue(r["currency"], r["n"], r["credits"] or 0, r["gross"] or 0, r["reversed"] or 0,
+                         r["credits_reversed"] or 0) for r in rows],
         paid=sum(counts.values()),
         refunded=counts.get(Purchase.Status.REFUNDED, 0),
         disputed=counts.get(Purchase.Status.DISPUTED, 0),
-        waiting=Purchase.objects.filter(created_at__gte=start, created_at__lt=end,
-                                        status=Purchase.Status.PENDING).count(),
+        waiting=started.get(Purchase.Status.PENDING, 0),
         held_accounts=CreditAccount.objects.filter(owed__gt=0).count(),
+        partly_refunded=counts.get(Purchase.Status.PARTLY_REFUNDED, 0),
+        processing=started.get(Purchase.Status.PROCESSING, 0),
+        failed=started.get(Purchase.Status.FAILED, 0),
     )
 
 

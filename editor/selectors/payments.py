@@ -21,7 +21,8 @@ def purchase_for_owner(*, user: AbstractBaseUser, session_id: str) -> Purchase |
 
 
 def receipts(*, user: AbstractBaseUser) -> QuerySet[Purchase]:
-    """Every purchase that was paid (also those refunded or disputed later), newest first."""
+    """Every purchase past Checkout, newest first: paid (also those refunded or disputed later), and those paid by a
+    method the bank confirms later, while it is processing and when it failed (so the buyer sees it)."""
     return Purchase.objects.filter(user_id=user.pk).exclude(status=Purchase.Status.PENDING)
 
 

@@ -131,6 +131,7 @@ def export_contents(*, user_id: int) -> tuple[list[tuple[str, str]], dict[str, l
     purchases = [
         {"created_at": _iso(p.created_at), "paid_at": _iso(p.paid_at), "pack": p.pack_name, "credits": p.credits,
          "amount": p.amount_display, "currency": p.currency, "status": p.status,
+         "amount_reversed": p.amount_reversed_display, "credits_reversed": p.credits_reversed,
          "checkout_session": p.checkout_session_id or ""}
         for p in Purchase.objects.filter(user_id=user_id).order_by("created_at")
     ]

@@ -59,3 +59,32 @@ def test_buying_credits_in_the_browser(
     page.wait_for_url(re.compile(r"/credits/\?cancelled=1"))
     assert page.get_by_test_id("buy-cancelled").is_visible()
     assert page.get_by_test_id("credits-balance").inner_text() == "20"
+
+
+def test_a_bank_debit_that_fails_says_so_in_the_browser(
+    page: Any, live_server: Any, buyer: Any, make_pack: Any, stripe_standin: Any, settings: Any
+) -> None:
+    from editor.models import Purchase
+
+    policy = copy.deepcopy(settings.CONTENT_SECURITY_POLICY)
+    policy["DIRECTIVES"]["form-action"] = [*policy["DIRECTIVES"]["form-action"], stripe_standin.root_url]
+    settings.CONTENT_SECURITY_POLICY = policy
+    pack = make_pack(credits=20, price="4.99")
+    log_in(page, live_server.url, buyer)
+    page.goto(f"{live_server.url}/credits/")
+    page.get_by_test_id(f"buy-{pack.pk}").click()
+    page.wait_for_url(re.compile(r"/pay/cs_test_"))
+    page.get_by_role("button", name="Bank debit (confirmed later)").click()
+
+    page.wait_for_url(re.compile(r"/credits/buy/done/\?session_id=cs_test_"))
+    page.wait_for_selector('[data-testid="purchase-status"][data-status="processing"]', timeout=20_000)
+    assert "Your payment is being processed" in page.get_by_test_id("purchase-status").inner_text()
+    purchase = Purchase.objects.get(user=buyer)
+    stripe_standin.settle(purchase.checkout_session_id, succeeded=False)
+    page.reload()
+    status = page.get_by_test_id("purchase-status")
+    assert status.get_attribute("data-status") == "failed"
+    assert "The payment did not go through" in status.inner_text() and "on the way" not in status.inner_text()
+    page.goto(f"{live_server.url}/credits/")
+    assert page.get_by_test_id("credits-balance").inner_text() == "0"
+    assert page.get_by_test_id("receipt").get_attribute("data-status") == "failed"
