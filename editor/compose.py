@@ -17,7 +17,9 @@ garment with another texture or a slightly different outline. So:
    luminance detail (folds, weave, stitching). Where the provider changed the structure (local correlation of the
    two squares' lightness is low: a new pattern, a moved edge) the upscaled output is used instead.
 4. **Paste** into the whole photo with the (guided, feathered) mask. Outside the mask the original's pixels are
-   untouched: bit-identical.
+   untouched: bit-identical. At full resolution the fade at the square's sides starts on an 8x8 block boundary.
+5. **JPEG** (`compose_files`): editor/jpeg_blocks.py keeps the stored original's own coefficients in every 8x8 block
+   the compose did not change, so the stored result is the original there too, not a re-encode of it.
 """
 from __future__ import annotations
 
