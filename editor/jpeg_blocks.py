@@ -141,15 +141,14 @@ _TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168735892, -0.331264108, 0.5], [0
 _TO_RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136286, -0.714136286], [1.0, 1.772, 0.0]], np.float32)
 
 
-def _ycc(rgb: NDArray[np.float32], *, shift: bool = True) -> NDArray[np.float32]:
-    """YCbCr of float RGB (... x 3), level-shifted as JPEG codes it (each channel - 128) unless `shift` is off."""
+def _ycc(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
+    """YCbCr of float RGB (... x 3), level-shifted as JPEG codes its samples (each sample - 128)."""
     out = np.asarray(rgb @ _TO_YCC.T, np.float32)
-    if shift:
-        out[..., 0] -= 128.0
+    out[..., 0] -= 128.0
     return out
 
 
-def _decoded(coefficients: NDArray[np.int16], tables: NDArray[np.float32]) -> NDArray[np.float32]:
+def _decoded(coefficients: NDArray[np.float32], tables: NDArray[np.float32]) -> NDArray[np.float32]:
     """What a decoder makes of blocks (3 x n x 64 coefficients): n x 8 x 8 x 3 RGB, rounded and clipped as a
     decoder's samples are (libjpeg's integer IDCT can differ by a level now and then)."""
     spatial = _DCT.T @ (coefficients * tables[:, None, :]).reshape(3, -1, 8, 8) @ _DCT
