@@ -67,7 +67,7 @@ def _candidates() -> list[str]:
     names.append("libjpeg.so.62")
     # Pillow's wheels bundle libjpeg-turbo (the same ABI) beside the package.
     names += sorted(str(p) for p in (Path(PIL.__file__).parent.parent / "pillow.libs").glob("libjpeg*.so.62*"))
-    return names
+    return list(dict.fromkeys(names))
 
 
 @cache
