@@ -17,7 +17,9 @@ garment with another texture or a slightly different outline. So:
    luminance detail (folds, weave, stitching). Where the provider changed the structure (local correlation of the
    two squares' lightness is low: a new pattern, a moved edge) the upscaled output is used instead.
 4. **Paste** into the whole photo with the (guided, feathered) mask. Outside the mask the original's pixels are
-   untouched: bit-identical.
+   untouched: bit-identical. At full resolution the fade at the square's sides starts on an 8x8 block boundary.
+5. **JPEG** (`compose_files`): editor/jpeg_blocks.py keeps the stored original's own coefficients in every 8x8 block
+   the compose did not change, so the stored result is the original there too, not a re-encode of it.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from editor import jpeg_blocks
 
 SIDE = 512
 
@@ -50,7 +54,7 @@ STRUCTURE_LOW, STRUCTURE_HIGH = 0.35, 0.75  # below LOW: fall back to the output
 # Fast guided filter (at 512 scale): window radius and regularisation (guide in 0..1).
 GUIDE_RADIUS = 2
 GUIDE_EPS = 1e-3
-STRIP_PIXELS = 1 << 18  # full-resolution pixels processed at a time (bounds the working memory)
+STRIP_PIXELS = 1 << 15  # full-resolution pixels processed at a time: a strip's float32 temporaries are ~1 MiB each
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class ComposeReport:
     changed_fraction: float = 0.0  # of the square, at 512
     transferred_fraction: float = 1.0  # of the changed area, carried by colour transfer (rest: upscaled output)
     region: tuple[int, int, int, int] = (0, 0, 0, 0)  # full-resolution box worked on (left, top, right, bottom)
+    # region-sized: how far (levels, the largest channel's) each pixel moved from the original (None: none did)
+    written: NDArray[np.uint8] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,7 +101,9 @@ def _as_square(image: RGB) -> RGB:
 
 
 def _lab(rgb: RGB) -> Floats:
-    return np.asarray(cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab), np.float32)
+    scaled = rgb.astype(np.float32)
+    scaled *= 1.0 / 255.0
+    return np.asarray(cv2.cvtColor(scaled, cv2.COLOR_RGB2Lab), np.float32)
 
 
 def global_shift(model_input: RGB, model_output: RGB) -> tuple[float, float]:
@@ -203,16 +211,26 @@ def structure_weight(input_lab: Floats, output_lab: Floats) -> Floats:
     return np.asarray(cv2.GaussianBlur(weight, (0, 0), 1.5), np.float32)
 
 
-def _guided_coefficients(guide: Floats, targets: Floats) -> tuple[Floats, Floats]:
-    """He & Sun's fast guided filter, low-resolution half: per-pixel (a, b) with target ~ a * guide + b."""
+def _guided_coefficients(guide: Floats, targets: Floats, *, in_place: bool = False) -> tuple[Floats, Floats]:
+    """He & Sun's fast guided filter, low-resolution half: per-pixel (a, b) with target ~ a * guide + b.
+    One channel at a time: the same arithmetic, with few 512 x 512 temporaries alive at once; with `in_place`,
+    b is written over `targets`."""
     size = (2 * GUIDE_RADIUS + 1,) * 2
     mean_p = cv2.blur(guide, size)
     var_p = cv2.blur(guide * guide, size) - mean_p * mean_p
-    mean_q = cv2.blur(targets, size)
-    corr_pq = cv2.blur(targets * guide[..., None], size)
-    a = (corr_pq - mean_p[..., None] * mean_q) / (var_p[..., None] + GUIDE_EPS)
-    b = mean_q - a * mean_p[..., None]
-    return np.asarray(cv2.blur(a, size), np.float32), np.asarray(cv2.blur(b, size), np.float32)
+    var_p += GUIDE_EPS
+    coef_a = np.empty(targets.shape, np.float32)
+    coef_b = targets if in_place else np.empty(targets.shape, np.float32)
+    for channel in range(targets.shape[2]):
+        target = np.ascontiguousarray(targets[..., channel])
+        mean_q = np.asarray(cv2.blur(target, size), np.float32)
+        a = np.asarray(cv2.blur(target * guide, size), np.float32)  # corr(p, q) ...
+        a -= mean_p * mean_q
+        a /= var_p  # ... = (corr(p, q) - mean(p) mean(q)) / (var(p) + eps)
+        mean_q -= a * mean_p  # b = mean(q) - a mean(p)
+        coef_a[..., channel] = cv2.blur(a, size)
+        coef_b[..., channel] = cv2.blur(mean_q, size)
+    return coef_a, coef_b
 
 
 # ------------------------------------------------------------------------------------------------ full resolution
@@ -235,14 +253,16 @@ def _mask_box(mask: Floats, square: Square, width: int, height: int) -> tuple[in
     return left, top, min(right, width), min(bottom, height)
 
 
-def compose(original: RGB, square: Square, model_input: RGB, model_output: RGB, *, in_place: bool = False) -> tuple[
-    RGB, ComposeReport
-]:
+def compose(
+    original: RGB, square: Square, model_input: RGB, model_output: RGB, *, in_place: bool = False,
+    strip_pixels: int = STRIP_PIXELS,
+) -> tuple[RGB, ComposeReport]:
     """The whole original with the provider's edit carried into it at full resolution.
 
     `original` is H x W x 3 uint8 (the normalised original), `model_input` the 512 square the provider was sent
     (cut from `original` at `square`), `model_output` its answer (any size; resized to 512). With `in_place` the
-    original's array is written (saves one full-size copy); pixels outside the change mask are never written."""
+    original's array is written (saves one full-size copy); pixels outside the change mask are never written.
+    `report.written` says how far each pixel of `report.region` moved from the original (the JPEG keeps the rest)."""
     if original.ndim != 3 or original.shape[2] != 3 or original.dtype != np.uint8:
         raise ComposeError(f"the original must be H x W x 3 uint8, got {original.shape} {original.dtype}")
     height, width = original.shape[:2]
@@ -276,29 +296,59 @@ def compose(original: RGB, square: Square, model_input: RGB, model_output: RGB, 
     # original's edges at full resolution); the fade at the square's sides is applied after it, so the guide
     # cannot pull the edit back up to the border.
     targets = np.dstack([output_lab - input_lab, unfaded]).astype(np.float32)
-    coef_a, coef_b = _guided_coefficients(guide, targets)
+    del input_lab, output_lab, inside, unfaded
     # Lightness: only the local mean change is carried (no gain on the guide), so the original's own detail keeps
     # its full contrast; the chroma channels and the mask follow the guide's edges.
-    coef_a[..., 0] = 0.0
     window = (2 * GUIDE_RADIUS + 1,) * 2
-    coef_b[..., 0] = cv2.blur(cv2.blur(targets[..., 0], window), window)
-    plain = np.dstack([mask, structure, fade]).astype(np.float32)
+    lightness = cv2.blur(cv2.blur(targets[..., 0], window), window)
+    coef_a, coef_b = _guided_coefficients(guide, targets, in_place=True)
+    coef_a[..., 0] = 0.0
+    coef_b[..., 0] = lightness
+    del targets, guide, lightness
+    plain = np.dstack([mask, structure]).astype(np.float32)
+    del structure, fade
     output_float = aligned.astype(np.float32)
 
     left, top, right, bottom = box
     scale = SIDE / square.side
     map_x = _axis_map(left - square.left, right - square.left, scale)
-    strip_rows = max(8, STRIP_PIXELS // max(1, right - left))
+    fade_x = _full_fade(left, right, square.left, square.left + square.side, scale, fade_sides[0], fade_sides[2])
+    # The full-resolution work is per pixel (every neighbourhood filter ran at 512 above), so the strips need no
+    # overlap and any strip height gives the same pixels (tests/jobs/test_compose_photos.py checks it).
+    strip_rows = max(8, strip_pixels // max(1, right - left))
+    report.written = np.zeros((bottom - top, right - left), np.uint8)
     for row in range(top, bottom, strip_rows):
         row_end = min(bottom, row + strip_rows)
         map_y = _axis_map(row - square.top, row_end - square.top, scale)
         grid_x = np.ascontiguousarray(np.broadcast_to(map_x, (row_end - row, map_x.size)))
         grid_y = np.ascontiguousarray(np.broadcast_to(map_y[:, None], (row_end - row, map_x.size)))
-        _compose_strip(
+        fade = np.outer(
+            _full_fade(row, row_end, square.top, square.top + square.side, scale, fade_sides[1], fade_sides[3]), fade_x
+        ).astype(np.float32)
+        written = _compose_strip(
             result[row:row_end, left:right], original[row:row_end, left:right] if not in_place else None,
-            grid_x, grid_y, coef_a, coef_b, plain, output_float,
+            grid_x, grid_y, coef_a, coef_b, plain, output_float, fade,
         )
+        del grid_x, grid_y
+        if written is not None:
+            report.written[row - top:row_end - top] = written
     return result, report
+
+
+def _full_fade(start: int, stop: int, low: int, high: int, scale: float, fade_low: bool, fade_high: bool) -> Floats:
+    """The fade at the square's inner sides for full-resolution pixels start..stop-1 along one axis (the square
+    spans low..high): the 512 ramp (0 on the border line, 1 after BORDER_FADE_PIXELS), but starting from the first
+    8x8 JPEG block boundary inside the square, so the block the border crosses is not changed at all and keeps
+    the original's own JPEG coefficients (re-coding it would move the photo's pixels beside the square)."""
+    at = np.arange(start, stop, dtype=np.float32) + 0.5
+    fade = np.ones(stop - start, np.float32)
+    if fade_low:
+        begin = -(-low // 8) * 8
+        fade = np.minimum(fade, np.clip(((at - begin) * scale - 0.5) / BORDER_FADE_PIXELS, 0.0, 1.0))
+    if fade_high:
+        end = high // 8 * 8
+        fade = np.minimum(fade, np.clip(((end - at) * scale - 0.5) / BORDER_FADE_PIXELS, 0.0, 1.0))
+    return np.asarray(fade, np.float32)
 
 
 def _remap(source: Floats, grid_x: Floats, grid_y: Floats, interpolation: int) -> Floats:
@@ -308,28 +358,48 @@ def _remap(source: Floats, grid_x: Floats, grid_y: Floats, interpolation: int) -
 
 def _compose_strip(
     target: RGB, source: RGB | None, grid_x: Floats, grid_y: Floats, coef_a: Floats, coef_b: Floats,
-    plain: Floats, output_float: Floats,
-) -> None:
-    """One strip of the mask's box: transfer or fall back, then blend into `target` (a view of the result)."""
+    plain: Floats, output_float: Floats, fade: Floats,
+) -> NDArray[np.uint8] | None:
+    """One strip of the mask's box: transfer or fall back, then blend into `target` (a view of the result).
+    Returns how far each of the strip's pixels moved (levels; None: none can have). The arithmetic is the same as
+    ever, in place where it can be, so a strip holds a few float32 copies of itself at a time."""
     pixels = target if source is None else source
     flat = _remap(plain, grid_x, grid_y, cv2.INTER_LINEAR)
     support = flat[..., 0] > 0.0
     if not support.any():
-        return
+        return None
     original = pixels.astype(np.float32)
     lab = np.asarray(cv2.cvtColor(original * (1.0 / 255.0), cv2.COLOR_RGB2Lab), np.float32)
     guide = lab[..., 0:1] * (1.0 / 100.0)
-    change = _remap(coef_a, grid_x, grid_y, cv2.INTER_LINEAR) * guide + _remap(coef_b, grid_x, grid_y, cv2.INTER_LINEAR)
-    alpha = np.clip(change[..., 3], 0.0, 1.0) * flat[..., 2]
+    change = _remap(coef_a, grid_x, grid_y, cv2.INTER_LINEAR)
+    change *= guide
+    change += _remap(coef_b, grid_x, grid_y, cv2.INTER_LINEAR)
+    del guide
+    alpha = np.clip(change[..., 3], 0.0, 1.0)
+    alpha *= fade
     alpha[~support] = 0.0
     lab += change[..., :3]
-    transferred = np.asarray(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), np.float32) * 255.0
-    upscaled = _remap(output_float, grid_x, grid_y, cv2.INTER_CUBIC)
-    weight = flat[..., 1:2].copy()
-    edited = upscaled + weight * (transferred - upscaled)
-    blended = original + alpha[..., None] * (edited - original)
+    del change, support
+    transferred = np.asarray(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), np.float32)
+    del lab
+    transferred *= 255.0
+    edited = _remap(output_float, grid_x, grid_y, cv2.INTER_CUBIC)  # the upscaled output ...
+    transferred -= edited
+    transferred *= flat[..., 1:2]
+    edited += transferred  # ... moved towards the transfer by the structure weight
+    del transferred, flat
+    edited -= original
+    edited *= alpha[..., None]
+    edited += original  # the blend: original + alpha * (edited - original)
+    del original, alpha
+    edited += 0.5
+    np.clip(edited, 0, 255, out=edited)
+    blended = edited.astype(np.uint8)
+    del edited
     # Where alpha is 0 this is the original's own integer value again: untouched pixels stay bit-identical.
-    np.copyto(target, np.clip(blended + 0.5, 0, 255).astype(np.uint8))
+    written = np.asarray(cv2.absdiff(blended, pixels).max(axis=2), np.uint8)
+    np.copyto(target, blended)
+    return written
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -369,11 +439,14 @@ def encode_jpeg_consuming(rgb: RGB, quality: int = RESULT_QUALITY) -> bytes:
 def compose_files(
     *, original: bytes, square: Square, model_input: bytes, model_output: bytes,
     ignore_box: tuple[int, int, int, int] | None = None, finish: Callable[[RGB], None] | None = None,
+    finish_box: Callable[[int, int], tuple[int, int, int, int]] | None = None,
 ) -> ComposedFiles:
-    """compose() on stored files: decode, compose in place, encode (peak memory ~1.5x the decoded original).
+    """compose() on stored files: decode, compose in place, encode.
 
     `ignore_box` (left, top, right, bottom of the 512 output) is not an edit (our own visible mark on the stored
-    square); `finish` draws on the composed result in place before it is encoded (the mark, at full size)."""
+    square); `finish` draws on the composed result in place before it is encoded (the mark, at full size), only
+    inside `finish_box(width, height)`. The JPEG keeps the original's own 8x8 blocks wherever no pixel changed
+    (editor/jpeg_blocks.py), so the photo outside the edit is exactly the stored original's, not a re-encode."""
     try:
         pixels = decode_rgb(original)
         inputs, output = decode_rgb(model_input), _as_square(decode_rgb(model_output))
@@ -382,15 +455,39 @@ def compose_files(
             output = output.copy()
             output[top:bottom, left:right] = _as_square(inputs)[top:bottom, left:right]
         result, report = compose(pixels, square, inputs, output, in_place=True)
+        del inputs, output
     except cv2.error as exc:  # OpenCV's own failures (an odd size, out of memory) as one error type
         raise ComposeError(f"OpenCV: {exc}") from exc
-    if finish is not None:
-        finish(result)
     height, width = result.shape[:2]
+    patches: list[jpeg_blocks.Patch] | None = []
+    if report.written is not None:
+        patches = [(report.region[0], report.region[1], report.written)]
+    if finish is not None:
+        if finish_box is None:
+            patches = None  # it may draw anywhere: encode the pixels
+            finish(result)
+        else:
+            left, top, right, bottom = finish_box(width, height)
+            before = result[top:bottom, left:right].copy()
+            finish(result)
+            patches = [*(patches or []), (left, top, cv2.absdiff(result[top:bottom, left:right], before).max(axis=2))]
     scale = PREVIEW_SIDE / max(width, height)
     preview = np.asarray(
         cv2.resize(result, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
         if scale < 1 else result.copy(),
         np.uint8,
     )
-    return ComposedFiles(jpeg=encode_jpeg_consuming(result), preview=preview, size=(width, height), report=report)
+    writer = jpeg_blocks.BlockWriter.open(original, width, height) if patches is not None else None
+    if writer is None or patches is None:
+        return ComposedFiles(jpeg=encode_jpeg_consuming(result), preview=preview, size=(width, height), report=report)
+    # Only the changed blocks' pixels are needed now: the whole decoded photo goes before the coefficients come.
+    box = jpeg_blocks.block_box(patches, width, height)
+    region = result[box[1]:box[3], box[0]:box[2]].copy() if box else np.zeros((0, 0, 3), np.uint8)
+    del result, pixels
+    jpeg = writer.write(region, box, patches)
+    if jpeg is None:  # the coefficients could not be read after all: encode the pixels as before
+        result = decode_rgb(original)
+        if box:
+            result[box[1]:box[3], box[0]:box[2]] = region
+        jpeg = encode_jpeg_consuming(result)
+    return ComposedFiles(jpeg=jpeg, preview=preview, size=(width, height), report=report)

@@ -78,7 +78,7 @@ def edit_job_run_compose(*, job_id: str) -> NextStep:
         composed = compose.compose_files(
             original=original, square=square, model_input=model_input, model_output=model_output,
             ignore_box=images.ai_mark_box(images.SIDE, images.SIDE) if marked else None,
-            finish=images.draw_ai_mark_on if marked else None,
+            finish=images.draw_ai_mark_on if marked else None, finish_box=images.ai_mark_box if marked else None,
         )
     except (compose.ComposeError, ValueError, MemoryError) as exc:
         log.warning("job %s: cannot compose the full-resolution result (%s: %s)", job.pk, type(exc).__name__, exc)
