@@ -8,8 +8,9 @@ for any job, so they can sit behind one load balancer, and one killed at any mom
 in one atomic step (SUBMIT_SCRIPT) or not at all.
 
 Webhooks: the script that finishes a job also adds it to the finished stream when its key has an endpoint; the API
-processes read that stream (a consumer group, like the engines') and deliver, renewing a lease while they retry, so
-a delivery interrupted by a killed API process is made by another (with the same `webhook-id`).
+processes read that stream (a consumer group, like the engines') and deliver, renewing a lease (FASHIONAI_LEASE)
+while they retry, so a delivery interrupted by a killed API process is made by another (with the same
+`webhook-id`).
 """
 
 from __future__ import annotations
@@ -39,13 +40,12 @@ from fashionai.service import (
     check_idempotency_key,
     retry_headers,
 )
-from fashionai.webhooks import Delivery, Endpoint, event_body, make_endpoint
+from fashionai.webhooks import Attempt, Delivery, Endpoint, event_body, make_endpoint
 
 log = logging.getLogger("fashionai")
 
 WAIT_POLL_SECONDS = 0.1  # how often a waiting request (?wait=N, v1 sync) re-reads its job
 STATS_SECONDS = 1.0  # how often the ETA's inputs (engine times, engine slots) are re-read
-ANNOUNCE_LEASE_SECONDS = 30.0  # a delivery whose API process stopped renewing this long is made by another
 MAX_DELIVERIES_IN_FLIGHT = 256  # webhook deliveries one API process retries at once
 
 
@@ -110,7 +110,7 @@ class DurableService(Service):
             await self.delivery_slots.acquire()
             try:
                 entry = await self.jobs.next_entry(
-                    self.consumer, lease=ANNOUNCE_LEASE_SECONDS, block=1.0, finished=True
+                    self.consumer, lease=self.settings.lease, block=1.0, finished=True
                 )
             except Exception:
                 self.delivery_slots.release()
@@ -135,7 +135,11 @@ class DurableService(Service):
                 # The same id whichever process delivers it: the receiver drops a repeat after a takeover.
                 digest = hashlib.sha256(f"{entry_id} {job_id}".encode()).hexdigest()[:32]
                 delivery = Delivery(id=f"msg_{digest}", type=event, url=endpoint["url"])
-                history = [d for d in await self.jobs.deliveries(job_id) if d.get("id") != delivery.id]
+                history = await self.jobs.deliveries(job_id)
+                # Taking over another process's delivery: its attempts so far stay in the log.
+                for earlier in (d for d in history if d.get("id") == delivery.id):
+                    delivery.attempts = [Attempt(**attempt) for attempt in earlier["attempts"]]
+                history = [d for d in history if d.get("id") != delivery.id]
 
                 async def save() -> None:
                     await self.jobs.save_deliveries(
@@ -157,7 +161,7 @@ class DurableService(Service):
 
     async def _renew_delivery(self, entry_id: str) -> None:
         while True:
-            await asyncio.sleep(ANNOUNCE_LEASE_SECONDS / 3)
+            await asyncio.sleep(self.settings.lease / 3)
             with contextlib.suppress(Exception):
                 await self.jobs.renew(self.consumer, entry_id, finished=True)
 

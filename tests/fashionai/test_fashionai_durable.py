@@ -67,6 +67,7 @@ class Deployment:
 
     def api(self, **kwargs: Any) -> FashionAIServer:
         kwargs.setdefault("api_keys", "durable-key:1000,other-key")
+        kwargs.setdefault("lease", 1.5)
         kwargs["env"] = {**self.env, **kwargs.get("env", {})}
         return self.stack.enter_context(run_fashionai(
             redis_url=self.redis_url, redis_prefix=self.prefix, output_dir=self.folder, **kwargs
@@ -82,9 +83,9 @@ class Deployment:
     def credits(self, api_key: str = "durable-key") -> int:
         return int(self.redis.get(self.prefix + "credits:" + key_hash(api_key)) or -1)
 
-    def held_by(self, process: FashionAIServer) -> int:
-        """Stream entries the engine process holds right now (taken, not yet acknowledged)."""
-        consumers = self.redis.xinfo_consumers(self.prefix + "stream", "engines")
+    def held_by(self, process: FashionAIServer, stream: str = "stream", group: str = "engines") -> int:
+        """Stream entries the process holds right now (taken, not yet acknowledged)."""
+        consumers = self.redis.xinfo_consumers(self.prefix + stream, group)
         return sum(int(c["pending"]) for c in consumers if f"-{process.process.pid}-" in c["name"].decode())
 
 
@@ -242,11 +243,12 @@ def test_results_in_s3_are_presigned_urls_that_expire_with_the_job(deployment: D
 
 class _Receiver(BaseHTTPRequestHandler):
     received: list[tuple[dict[str, str], bytes]] = []
+    refuse_first = 0  # answer 500 to this many deliveries before accepting
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's API)
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
+        self.send_response(500 if len(self.received) <= self.refuse_first else 204)
         self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
@@ -256,6 +258,7 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.fixture()
 def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
     _Receiver.received = []
+    _Receiver.refuse_first = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -285,3 +288,48 @@ def test_a_webhook_registered_on_one_api_process_is_delivered_for_a_job_submitte
         assert event["type"] == "request.completed" and event["data"]["request_id"] == request_id
         log = b.get(f"/v2/requests/{request_id}/deliveries").json()["deliveries"]
         assert [(d["id"], d["state"]) for d in log] == [(headers["webhook-id"], "delivered")]
+
+
+def test_queue_positions_and_start_deadlines_hold_across_api_processes(deployment: Deployment) -> None:
+    api_a, api_b = deployment.api(), deployment.api()  # no engine yet: everything stays queued
+    with _client(api_a) as a, _client(api_b) as b:
+        ids = [_submit(a).json()["request_id"] for _ in range(3)]
+        assert [b.get(f"/v2/requests/{i}/status").json()["queue_position"] for i in ids] == [0, 1, 2]
+        late = _submit(b, {"X-Start-Deadline": "0.5"}).json()["request_id"]
+        time.sleep(0.7)
+        status = a.get(f"/v2/requests/{late}/status")
+        assert status.status_code == 422 and status.json()["error_code"] == "start_deadline_exceeded"
+        assert deployment.credits() == 997  # the late one was refunded
+        deployment.engine(workers=1)
+        held = b.get(f"/v2/requests/{ids[-1]}/status", params={"wait": 20})  # ?wait=N: answered once finished
+        assert held.json()["status"] == "COMPLETED"
+
+
+def test_a_webhook_retry_cut_short_by_sigkill_is_delivered_by_the_other_api_process(
+    deployment: Deployment, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+) -> None:
+    address, received = receiver
+    _Receiver.refuse_first = 1
+    env = {"FASHIONAI_WEBHOOK_ALLOW_INTERNAL": address, "FASHIONAI_WEBHOOK_BACKOFF": "5"}
+    apis = [deployment.api(env=env), deployment.api(env=env)]
+    deployment.engine(workers=1)
+    with _client(apis[0]) as a:
+        secret = a.put("/v2/webhook", json={"url": f"http://{address}/hook"}).json()["secret"]
+        request_id = _submit(a).json()["request_id"]
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert received, "no first delivery attempt"
+        # The process retrying the delivery (5 s backoff) dies; the other takes it over after the 1.5 s lease.
+        holder = next(api for api in apis if deployment.held_by(api, "finished", "announcers"))
+        survivor = apis[1] if holder is apis[0] else apis[0]
+        holder.kill()
+        deadline = time.monotonic() + 15
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(received) == 2
+        assert received[0][0]["webhook-id"] == received[1][0]["webhook-id"]  # the receiver can drop a repeat
+        assert Webhook(secret).verify(received[1][1], received[1][0])["data"]["request_id"] == request_id
+        with _client(survivor) as b:
+            log = b.get(f"/v2/requests/{request_id}/deliveries").json()["deliveries"]
+        assert [(d["state"], [a["status"] for a in d["attempts"]]) for d in log] == [("delivered", [500, 204])]
