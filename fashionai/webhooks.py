@@ -127,9 +127,16 @@ class Webhooks:
         self, delivery: Delivery, endpoint: Endpoint, body: str,
         after_attempt: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Every attempt of one delivery; `after_attempt` (durable mode: save the log) runs after each."""
+        """Every attempt of one delivery; `after_attempt` (durable mode: save the log) runs after each. A delivery
+        taken over from another process (durable mode) carries its attempts so far: only the rest are made, the first
+        at once (the lease that ran out before the takeover stands in for that backoff)."""
         signer = Webhook(endpoint.secret)
-        for attempt in range(1, self.attempts + 1):
+        if len(delivery.attempts) >= self.attempts:
+            delivery.state = "failed"
+            if after_attempt is not None:
+                await after_attempt()
+            return
+        for attempt in range(len(delivery.attempts) + 1, self.attempts + 1):
             sent_at = datetime.now(UTC)
             headers = {
                 "webhook-id": delivery.id,
