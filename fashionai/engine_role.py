@@ -100,6 +100,12 @@ class EngineRole:
             outcome = await self._engine(job, data, attempt)
             self.free.release()
             holding_worker = False
+            if outcome.get("code") == "engine_crashed":
+                # The engine worker died on it (killed, out of memory; the pool is replaced): the entry is left
+                # unacknowledged, so the job runs again after the lease, here or elsewhere, at most MAX_RUNS times.
+                log.error("job %s: engine worker died; it runs again once its lease runs out", job.id)
+                await self.outputs.discard(attempt)
+                return
             # --delay is simulated after the engine has released its worker, like the in-memory service does.
             remaining = self.settings.delay - (time.monotonic() - started)
             if remaining > 0:

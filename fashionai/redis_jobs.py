@@ -45,6 +45,7 @@ GROUP = "engines"
 ANNOUNCERS = "announcers"
 TOMBSTONE_SECONDS = 86400.0  # an expired id answers 410 (rather than 404) this long after its retention ended
 PENDING_SECONDS = 120.0  # a first submit still fetching its image holds its Idempotency-Key at most this long
+MAX_RUNS = 3  # engine runs of one job (re-runs after a lease ran out or an engine worker died) before it fails
 _WALL_FIELDS = ("created", "finished", "expires_at", "started", "start_by")
 
 # The one transition function: QUEUED/PROCESSING -> COMPLETED/FAILED, with everything that goes with it. Returns
@@ -123,8 +124,9 @@ return {'ok', remaining, seq}
 
 # An engine takes a job: QUEUED -> PROCESSING (a PROCESSING job is one whose engine's lease ran out: it runs
 # again). Returns the record and the input, or nothing when the job has already finished (cancelled, or finished
-# by an engine killed before it could acknowledge) or has just missed its start deadline (then it is failed here).
-# ARGV: prefix, id, now, retention ms, cost, tombstone ms, entry id.
+# by an engine killed before it could acknowledge), has just missed its start deadline, or has been taken more than
+# MAX_RUNS times (a job that kills its engine would otherwise go round them all forever): then it is failed here.
+# ARGV: prefix, id, now, retention ms, cost, tombstone ms, entry id, max runs.
 START_SCRIPT = _FINISH + """
 local P, id, now = ARGV[1], ARGV[2], ARGV[3]
 local jk = P .. 'job:' .. id
@@ -137,6 +139,11 @@ if state == 'QUEUED' then
            ARGV[5], '', '{}', ARGV[6])
     taken = false
   end
+end
+if taken and redis.call('HINCRBY', jk, 'runs', 1) > tonumber(ARGV[8]) then
+  finish(P, id, 'FAILED', 'The engine stopped unexpectedly every time it ran this request.', 'engine_crashed', now,
+         ARGV[4], ARGV[5], '', '{}', ARGV[6])
+  taken = false
 end
 if not taken then
   redis.call('XACK', P .. 'stream', 'engines', ARGV[7])
@@ -456,7 +463,7 @@ class RedisJobs:
         """Take the job for an engine run: (job, input bytes), or None (its entry is acknowledged: nothing to do)."""
         answer = await self._start(args=[
             self.prefix, job_id, f"{time.time():.3f}", max(1, int(self.retention * 1000)), cost,
-            int(TOMBSTONE_SECONDS * 1000), entry_id,
+            int(TOMBSTONE_SECONDS * 1000), entry_id, MAX_RUNS,
         ])
         if not answer:
             return None

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import io
 import os
+import signal
 import threading
 import time
 import uuid
@@ -335,3 +336,43 @@ def test_a_webhook_retry_cut_short_by_sigkill_is_delivered_by_the_other_api_proc
         with _client(survivor) as b:
             log = b.get(f"/v2/requests/{request_id}/deliveries").json()["deliveries"]
         assert [(d["state"], [a["status"] for a in d["attempts"]]) for d in log] == [("delivered", [500, 204])]
+
+
+def _engine_workers(engine: FashionAIServer) -> list[int]:
+    """The engine process's pool workers (spawned children; not multiprocessing's resource tracker)."""
+    pid = engine.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+
+
+def test_an_engine_worker_killed_on_a_job_gets_the_job_run_again(deployment: Deployment) -> None:
+    api = deployment.api()
+    engine = deployment.engine(workers=1, env={"FASHIONAI_ENGINE_HOLD": "1.0"})
+    with _client(api) as client:
+        request_id = _submit(client).json()["request_id"]
+        deadline = time.monotonic() + 20
+        while client.get(f"/v2/requests/{request_id}/status").json()["status"] != "PROCESSING":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for worker in _engine_workers(engine):
+            os.kill(worker, signal.SIGKILL)  # out of memory, say: the engine process itself lives on
+        status = _wait_all(client, [request_id])[request_id]
+        assert status["status"] == "COMPLETED"
+        assert deployment.credits() == 999
+
+
+def test_a_job_that_kills_every_engine_it_runs_on_fails_after_three_runs(deployment: Deployment) -> None:
+    api = deployment.api()
+    with _client(api) as client:
+        request_id = _submit(client).json()["request_id"]
+        for _run in range(3):  # a poison job: each engine that takes it dies on it
+            engine = deployment.engine(workers=1, env={"FASHIONAI_ENGINE_HOLD": "60"})
+            deadline = time.monotonic() + 20
+            while deployment.held_by(engine) == 0:
+                assert time.monotonic() < deadline, "the engine did not take the job"
+                time.sleep(0.02)
+            engine.kill()
+        deployment.engine(workers=1)
+        status = _wait_all(client, [request_id])[request_id]
+        assert (status["status"], status["error_code"], status["retryable"]) == ("FAILED", "engine_crashed", True)
+        assert deployment.credits() == 1000  # refunded
