@@ -376,3 +376,25 @@ def test_a_job_that_kills_every_engine_it_runs_on_fails_after_three_runs(deploym
         status = _wait_all(client, [request_id])[request_id]
         assert (status["status"], status["error_code"], status["retryable"]) == ("FAILED", "engine_crashed", True)
         assert deployment.credits() == 1000  # refunded
+
+
+def test_sigterm_lets_an_engine_finish_the_job_in_hand(deployment: Deployment) -> None:
+    api = deployment.api()
+    engine = deployment.engine(workers=1, env={"FASHIONAI_ENGINE_HOLD": "1.0"})
+    with _client(api) as client:
+        request_id = _submit(client).json()["request_id"]
+        deadline = time.monotonic() + 20
+        while client.get(f"/v2/requests/{request_id}/status").json()["status"] != "PROCESSING":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(engine.process.pid, signal.SIGTERM)  # what `docker stop` sends: to the engine process only
+        assert engine.process.wait(timeout=30) == 0
+        assert client.get(f"/v2/requests/{request_id}/status").json()["status"] == "COMPLETED"
+
+
+def test_the_free_preview_works_on_a_durable_api_process(deployment: Deployment, astronaut_b64: str) -> None:
+    api = deployment.api(engine="recolor")  # no engine process needed: the API process starts one worker for it
+    with _client(api) as client:
+        answer = client.post("/v2/fashion-ai/preview", json={"image": astronaut_b64, "clothing": "topwear"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["mask"].startswith("data:image/png;base64,")
