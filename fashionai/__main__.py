@@ -1,4 +1,5 @@
-"""`python -m fashionai serve ...` runs the service; `python -m fashionai edit IN PROMPT CLOTHING OUT` edits a file."""
+"""`python -m fashionai serve ...` runs the service (the API role); `python -m fashionai engine ...` runs an engine
+process of a durable (Redis) deployment; `python -m fashionai edit IN PROMPT CLOTHING OUT` edits a file."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def _serve(args: argparse.Namespace) -> int:
             safety=args.safety,
             safety_threshold=args.safety_threshold,
             safety_block=args.safety_block,
+            redis_url=args.redis_url,
+            output_dir=args.output_dir,
         )
     except config.ConfigError as exc:
         print(f"fashionai: configuration error: {exc}", file=sys.stderr)
@@ -94,6 +97,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(args: argparse.Namespace) -> int:
+    from fashionai import engine_role  # lazy: only this role consumes the job stream
+
+    try:
+        settings = config.load(
+            role="engine",
+            workers=args.workers,
+            engine=args.engine,
+            delay=args.delay,
+            retention=args.retention,
+            redis_url=args.redis_url,
+            output_dir=args.output_dir,
+            lease=args.lease,
+            safety=args.safety,
+        )
+    except config.ConfigError as exc:
+        print(f"fashionai: configuration error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging()
+    engine_role.run(settings)
+    return 0
+
+
 def _edit(args: argparse.Namespace) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     from fashionai import engine, images  # lazy: OpenCV/mediapipe only for this command
@@ -108,6 +134,13 @@ def _edit(args: argparse.Namespace) -> int:
     print(f"{args.output}: {result.meta.get('applied')} on {args.clothing} in {seconds * 1000:.0f} ms")
     print(result.meta["limitations"])
     return 0
+
+
+def _add_durable_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url",
+                        help="durable mode: jobs, queue and keys in this Redis (FASHIONAI_REDIS_URL; default: memory)")
+    parser.add_argument("--output-dir",
+                        help="durable mode: the results folder every process shares (FASHIONAI_OUTPUT_DIR)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +181,21 @@ def main(argv: list[str] | None = None) -> int:
                        help="comma-separated NudeNet classes that refuse a job (FASHIONAI_SAFETY_BLOCK)")
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=_serve)
+
+    _add_durable_flags(serve)
+
+    engine = sub.add_parser("engine",
+                            help="durable mode: run jobs from the Redis queue (flags override FASHIONAI_* variables)")
+    engine.add_argument("--workers", type=int, help="engine worker processes (FASHIONAI_WORKERS, default 1)")
+    engine.add_argument("--engine", choices=config.ENGINES, help="recolor (default), passthrough or generative")
+    engine.add_argument("--delay", type=float, help="extra simulated seconds per job (FASHIONAI_DELAY)")
+    engine.add_argument("--retention", type=float,
+                        help="seconds results are kept; must match the API's (FASHIONAI_RETENTION, 3600)")
+    engine.add_argument("--lease", type=float,
+                        help="seconds without renewal before another engine re-runs a job (FASHIONAI_LEASE, 30)")
+    engine.add_argument("--safety", choices=config.SAFETY_MODES, help="content screening (FASHIONAI_SAFETY)")
+    _add_durable_flags(engine)
+    engine.set_defaults(func=_engine)
 
     edit = sub.add_parser("edit", help="edit one image file and write a PNG")
     edit.add_argument("input")

@@ -17,10 +17,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fashionai.config import Settings
+from fashionai.durable import DurableService
 from fashionai.fetch import Resolver, system_resolve
 from fashionai.jobs import FAILED, Job
 from fashionai.schemas import BodyError, PreviewBody, SubmitBody, openapi_body, parse_preview, parse_submit
@@ -38,7 +39,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> FastAPI:
-    service = Service(settings, resolve=resolve)
+    service = (DurableService if settings.redis_url else Service)(settings, resolve=resolve)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,7 +109,7 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
-        return service.health()
+        return await service.health()
 
     @app.post("/v2/fashion-ai/preview", tags=["extensions"], openapi_extra=preview_doc)
     async def preview(request: Request) -> JSONResponse:
@@ -149,7 +150,7 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
             base_url=base_url(request),
         )
         try:
-            await asyncio.wait_for(job.done.wait(), SYNC_TIMEOUT)
+            job = await service.wait_finished(job, SYNC_TIMEOUT)
         except TimeoutError:
             raise ApiError(504, "The edit did not finish in time; poll the request id instead") from None
         headers = {**service.credit_headers(key), "x-request-id": job.id}
@@ -157,7 +158,7 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
             return JSONResponse({"status": FAILED, "error": job.error}, status_code=422, headers=headers)
         if job.inference_time is not None:
             headers["x-inference-time"] = f"{job.inference_time:.4f}"
-        return FileResponse(job.output_path, media_type="image/png", headers=headers)
+        return await output_response(job.output_name, headers, inline=True)
 
     async def _held() -> None:
         if settings.status_delay:  # a slow provider: the answer (and the connection) is held this long
@@ -179,11 +180,10 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
         key = api_key(request)
         wait = wait_seconds(request)
         await _held()
-        job = service.job_for(
+        job = await service.job_for(
             key=key, request_id=request_id, gone_is_410=request.headers.get(EXTENSIONS_HEADER) is not None
         )
-        await service.wait_for(job, wait)
-        return job
+        return await service.wait_for(job, wait)
 
     @app.get("/v2/requests/{request_id}/status", tags=["requests"])
     async def request_status(request_id: str, request: Request) -> JSONResponse:
@@ -202,8 +202,8 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
         """Ours: cancel a QUEUED or PROCESSING request (it ends FAILED, error_code `cancelled`, refunded). A
         request that has already finished answers 409 with its status body."""
         key = api_key(request)
-        job = service.job_for(key=key, request_id=request_id, gone_is_410=True)
-        cancelled = service.cancel(job) or job.error_code == "cancelled"
+        job = await service.job_for(key=key, request_id=request_id, gone_is_410=True)
+        cancelled = await service.cancel(job) or job.error_code == "cancelled"
         _status, body = service.status_body(job, base_url=base_url(request))
         return JSONResponse(body, status_code=200 if cancelled else 409)
 
@@ -215,8 +215,8 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
     @app.get("/v2/requests/{request_id}/deliveries", tags=["webhooks"])
     async def request_deliveries(request_id: str, request: Request) -> JSONResponse:
         """Ours: the webhook deliveries of this request and every attempt of each."""
-        job = service.job_for(key=api_key(request), request_id=request_id, gone_is_410=True)
-        return JSONResponse({"request_id": job.id, "deliveries": service.webhooks.log_for(job.id)})
+        job = await service.job_for(key=api_key(request), request_id=request_id, gone_is_410=True)
+        return JSONResponse({"request_id": job.id, "deliveries": await service.webhook_log(job.id)})
 
     @app.put("/v2/webhook", tags=["webhooks"])
     async def webhook_register(request: Request) -> JSONResponse:
@@ -232,7 +232,7 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
             raise ApiError(400, "Body must be a JSON object {url, secret?}")
         secret = payload.get("secret")
         try:
-            endpoint = service.webhooks.register(
+            endpoint = await service.webhook_register(
                 key, url=payload["url"], secret=secret if isinstance(secret, str) else None
             )
         except WebhookError as exc:
@@ -242,16 +242,25 @@ def create_app(settings: Settings, *, resolve: Resolver = system_resolve) -> Fas
     @app.delete("/v2/webhook", tags=["webhooks"], status_code=204, response_class=Response)
     async def webhook_unregister(request: Request) -> Response:
         """Ours: stop webhooks for this API key."""
-        service.webhooks.unregister(api_key(request))
+        await service.webhook_unregister(api_key(request))
         return Response(status_code=204)
 
     @app.get("/outputs/{name}", tags=["outputs"], response_class=Response)
     async def output(name: str) -> Response:
         """The result image. Unguessable URL, no key needed (like a presigned link); gone after retention."""
-        path = service.output_path(name)
+        return await output_response(name, {"Cache-Control": "private, max-age=60"})
+
+    async def output_response(name: str, headers: dict[str, str], *, inline: bool = False) -> Response:
+        """The PNG itself, or (results in S3) a redirect to its presigned URL; `inline` (v1 sync): always the
+        bytes, since that protocol answers with the image."""
+        if (link := await service.output_link(name)) is not None:
+            if inline:
+                return Response(await service.output_bytes(name), media_type="image/png", headers=headers)
+            return RedirectResponse(link, status_code=307, headers=headers)
+        path = await service.output_path(name)
         if not os.path.exists(path):
             raise ApiError(404, "Output not found (unknown or expired)")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+        return FileResponse(path, media_type="image/png", headers=headers)
 
     return app
 

@@ -61,6 +61,19 @@ class Settings:
     safety: str = "auto"  # content screening of inputs and results (fashionai/safety.py)
     safety_threshold: float = content_safety.DEFAULT_THRESHOLD  # detector score from which a blocked class refuses
     safety_block: tuple[str, ...] = content_safety.DEFAULT_BLOCK  # NudeNet classes that refuse a job
+    # Durable mode (fashionai/durable.py): job state, queue, idempotency keys and credits in this Redis; empty keeps
+    # everything in this one process's memory. `redis_prefix` namespaces the keys (several services on one Redis).
+    redis_url: str = ""
+    redis_prefix: str = "fashionai:"
+    # Seconds an engine process may go without renewing its hold on a job before another engine takes it over.
+    lease: float = 30.0
+    # Durable mode without S3: the folder every API and engine process shares for result PNGs (NFS across machines).
+    output_dir: str = ""
+    # Durable mode: result PNGs in this S3 bucket (any S3-compatible store), served as presigned GET URLs.
+    output_s3_bucket: str = ""
+    output_s3_prefix: str = "fashionai/"
+    output_s3_endpoint_url: str = ""
+    output_s3_region: str = ""
 
     def safety_policy(self) -> content_safety.SafetyPolicy:
         enabled = self.safety == "on" or (self.safety == "auto" and self.engine in ("recolor", "generative"))
@@ -140,11 +153,13 @@ NUMERIC: dict[str, tuple[str, float, float]] = {
     "webhook_attempts": ("int", 1, 30),
     "webhook_backoff": ("float", 0.01, 3600),
     "webhook_timeout": ("float", 0.1, 120),
+    "lease": ("float", 0.5, 3600),
 }
 
 
-def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Build settings from the environment, then apply non-None overrides (command-line flags)."""
+def load(env: Mapping[str, str] | None = None, *, role: str = "serve", **overrides: object) -> Settings:
+    """Build settings from the environment, then apply non-None overrides (command-line flags). The engine role
+    (`role="engine"`) needs no API keys but does need Redis."""
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     for attr, (kind, lo, hi) in NUMERIC.items():
@@ -152,7 +167,10 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         raw = env.get(name, "").strip()
         if raw:
             values[attr] = _int(name, raw, int(lo), int(hi)) if kind == "int" else _float(name, raw, lo, hi)
-    for attr in ("host", "engine", "public_url", "safety"):
+    for attr in (
+        "host", "engine", "public_url", "safety", "redis_url", "redis_prefix", "output_dir",
+        "output_s3_bucket", "output_s3_prefix", "output_s3_endpoint_url", "output_s3_region",
+    ):
         raw = env.get("FASHIONAI_" + attr.upper(), "").strip()
         if raw:
             values[attr] = raw
@@ -179,18 +197,27 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         if value is not None:
             values[attr] = value
     settings = Settings(**values)  # type: ignore[arg-type]
-    validate(settings)
+    validate(settings, role=role)
     return settings
 
 
-def validate(settings: Settings) -> None:
+def validate(settings: Settings, *, role: str = "serve") -> None:
     if settings.engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
     if settings.safety not in SAFETY_MODES:
         raise ConfigError(f"FASHIONAI_SAFETY must be one of {', '.join(SAFETY_MODES)}, not {settings.safety!r}")
-    if not settings.api_keys:
+    if role == "engine" and not settings.redis_url:
+        raise ConfigError("the engine role takes its jobs from Redis: set FASHIONAI_REDIS_URL (or --redis-url)")
+    if role == "serve" and not settings.api_keys:
         raise ConfigError("FASHIONAI_API_KEYS is empty: set at least one API key (comma-separated)")
     for attr, (_kind, lo, hi) in NUMERIC.items():
         value = getattr(settings, attr)
         if value is not None and not lo <= float(value) <= hi:
             raise ConfigError(f"{attr}={value!r} must be between {lo:g} and {hi:g}")
+    if settings.redis_url and not (settings.output_dir or settings.output_s3_bucket):
+        raise ConfigError(
+            "FASHIONAI_REDIS_URL needs somewhere every process can read results: set FASHIONAI_OUTPUT_DIR (a shared "
+            "folder) or FASHIONAI_OUTPUT_S3_BUCKET"
+        )
+    if (settings.output_dir or settings.output_s3_bucket) and not settings.redis_url:
+        raise ConfigError("FASHIONAI_OUTPUT_DIR and FASHIONAI_OUTPUT_S3_BUCKET apply only with FASHIONAI_REDIS_URL")

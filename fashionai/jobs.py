@@ -40,6 +40,7 @@ class Job:
     started: float | None = None  # monotonic time the engine took it
     start_by: float | None = None  # ours: fail it (start_deadline_exceeded) if still QUEUED at this monotonic time
     seq: int = 0  # enqueue order, for queue_position
+    position: int | None = None  # durable mode: jobs ahead of it in the queue, read along with the record
     base_url: str = ""  # the submit's base URL: a webhook's body carries absolute URLs like a poll's answer
     inference_time: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)

@@ -33,7 +33,7 @@ from fashionai.outputs import OutputDir, sweep_abandoned
 from fashionai.pool import EnginePool
 from fashionai.redact import redact_url
 from fashionai.schemas import PreviewBody, SubmitBody
-from fashionai.webhooks import Webhooks
+from fashionai.webhooks import Endpoint, Webhooks
 
 log = logging.getLogger("fashionai")
 
@@ -272,7 +272,7 @@ class Service:
         if slug != MODEL_SLUG:
             raise ApiError(404, f"Model {slug} not found")
 
-    def check_rate(self, key: str) -> None:
+    async def check_rate(self, key: str) -> None:
         limit = self.settings.rate_limit
         if not limit:
             return
@@ -402,7 +402,7 @@ class Service:
         start_within: float | None = None,
         base_url: str = "",
     ) -> Job:
-        self.check_rate(key)
+        await self.check_rate(key)
         self.check_credits(key)
         self._reserve_slot(key)
         try:
@@ -444,7 +444,7 @@ class Service:
         jobs (it takes the next free one, ahead of the queue) and the key's rate limit with submits."""
         if self.settings.engine != "recolor":
             raise ApiError(404, "This service has no preview: it needs the recolor engine")
-        self.check_rate(key)
+        await self.check_rate(key)
         if self.previews >= 2 * self.settings.workers:
             raise ApiError(429, "Too many previews in progress; retry shortly", retry_headers(1))
         self.previews += 1
@@ -466,9 +466,9 @@ class Service:
             "extension": "fashionai-preview",  # not part of Segmind's protocol
         }
 
-    def cancel(self, job: Job) -> bool:
+    async def cancel(self, job: Job) -> bool:
         """Ours: end a QUEUED or PROCESSING job as FAILED with error_code `cancelled`, refunded (the engine's work
-        on a PROCESSING job is dropped when it returns). False: it had already finished."""
+        on a PROCESSING job is dropped when it returns). False: it had already finished. `job` shows its new state."""
         if job.state not in (QUEUED, PROCESSING):
             return False
         self._end_early(job, code="cancelled", error="Cancelled by the client.")
@@ -499,7 +499,18 @@ class Service:
         event = "request.completed" if job.state == COMPLETED else "request.failed"
         self.webhooks.job_finished(api_key=job.api_key, job_id=job.id, event=event, data=data)
 
-    def job_for(self, *, key: str, request_id: str, gone_is_410: bool = False) -> Job:
+    # -------------------------------------------------------------------------------------------- webhooks
+
+    async def webhook_register(self, key: str, *, url: str, secret: str | None) -> Endpoint:
+        return self.webhooks.register(key, url=url, secret=secret)
+
+    async def webhook_unregister(self, key: str) -> None:
+        self.webhooks.unregister(key)
+
+    async def webhook_log(self, job_id: str) -> list[dict[str, Any]]:
+        return self.webhooks.log_for(job_id)
+
+    async def job_for(self, *, key: str, request_id: str, gone_is_410: bool = False) -> Job:
         """The key's own job. Another key's job answers exactly like an unknown one."""
         job = self.store.get(request_id)
         if job is None and gone_is_410:
@@ -510,11 +521,23 @@ class Service:
             raise ApiError(404, f"Request {request_id} not found")
         return job
 
-    def output_path(self, name: str) -> str:
+    async def output_path(self, name: str) -> str:
+        """The result file of a COMPLETED job by its output name (the unguessable last part of its URL)."""
         job = self.store.get_by_output(name)
         if job is None:
             raise ApiError(404, "Output not found (unknown or expired)")
         return job.output_path
+
+    async def output_link(self, name: str) -> str | None:
+        """Where the result is served from elsewhere (a presigned S3 URL, durable mode); None: served here."""
+        return None
+
+    async def output_bytes(self, name: str) -> bytes:
+        with open(await self.output_path(name), "rb") as fh:
+            return fh.read()
+
+    def output_url(self, job: Job, *, base_url: str) -> str:
+        return f"{base_url}outputs/{job.output_name}"
 
     # -------------------------------------------------------------------------------------------- bodies
 
@@ -568,12 +591,19 @@ class Service:
             return {}
         return {"Retry-After": str(max(1, min(30, math.ceil(eta))))}
 
-    async def wait_for(self, job: Job, seconds: float | None) -> None:
-        """Ours (`?wait=N`): hold the answer until the job finishes or N seconds (at most MAX_WAIT_SECONDS) pass."""
+    async def wait_for(self, job: Job, seconds: float | None) -> Job:
+        """Ours (`?wait=N`): hold the answer until the job finishes or N seconds (at most MAX_WAIT_SECONDS) pass.
+        Returns the job as it is then."""
         if not seconds or seconds <= 0 or job.state not in (QUEUED, PROCESSING):
-            return
+            return job
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(job.done.wait(), min(seconds, MAX_WAIT_SECONDS))
+            return await self.wait_finished(job, min(seconds, MAX_WAIT_SECONDS))
+        return job
+
+    async def wait_finished(self, job: Job, timeout: float) -> Job:
+        """The job once it has finished; TimeoutError after `timeout` seconds."""
+        await asyncio.wait_for(job.done.wait(), timeout)
+        return job
 
     def status_body(self, job: Job, *, base_url: str) -> tuple[int, dict[str, Any]]:
         urls = self.urls(job, base_url=base_url)
@@ -600,14 +630,14 @@ class Service:
             **self.ours(job),
         }
         if job.state == COMPLETED:
-            body["output"] = f"{base_url}outputs/{job.output_name}"
+            body["output"] = self.output_url(job, base_url=base_url)
             body["edit"] = job.meta
             return 200, body
         if job.state == FAILED:
             return 422, body
         return 200, body
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         return {
             "status": "ok",
             "engine": self.settings.engine,

@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,16 @@ def check_secret(secret: str) -> str:
     return secret if secret.startswith("whsec_") else "whsec_" + raw
 
 
+def make_endpoint(url: str, secret: str | None) -> Endpoint:
+    if not url.lower().startswith(("http://", "https://")) or len(url) > 2000:
+        raise WebhookError("url must be an http(s) URL")
+    return Endpoint(url=url, secret=check_secret(secret) if secret else new_secret())
+
+
+def event_body(event: str, data: dict[str, Any]) -> str:
+    return json.dumps({"type": event, "timestamp": _now_iso(), "data": data}, separators=(",", ":"))
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -93,9 +104,7 @@ class Webhooks:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def register(self, api_key: str, *, url: str, secret: str | None) -> Endpoint:
-        if not url.lower().startswith(("http://", "https://")) or len(url) > 2000:
-            raise WebhookError("url must be an http(s) URL")
-        endpoint = Endpoint(url=url, secret=check_secret(secret) if secret else new_secret())
+        endpoint = make_endpoint(url, secret)
         self.endpoints[api_key] = endpoint
         log.info("webhook endpoint registered: %s", redact_url(url))
         return endpoint
@@ -109,14 +118,25 @@ class Webhooks:
             return
         delivery = Delivery(id=f"msg_{uuid.uuid4().hex}", type=event, url=endpoint.url)
         self.deliveries.setdefault(job_id, []).append(delivery)
-        body = json.dumps({"type": event, "timestamp": _now_iso(), "data": data}, separators=(",", ":"))
-        task = asyncio.get_running_loop().create_task(self._deliver(delivery, endpoint, body))
+        body = event_body(event, data)
+        task = asyncio.get_running_loop().create_task(self.deliver(delivery, endpoint, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, delivery: Delivery, endpoint: Endpoint, body: str) -> None:
+    async def deliver(
+        self, delivery: Delivery, endpoint: Endpoint, body: str,
+        after_attempt: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Every attempt of one delivery; `after_attempt` (durable mode: save the log) runs after each. A delivery
+        taken over from another process (durable mode) carries its attempts so far: only the rest are made, the first
+        at once (the lease that ran out before the takeover stands in for that backoff)."""
         signer = Webhook(endpoint.secret)
-        for attempt in range(1, self.attempts + 1):
+        if len(delivery.attempts) >= self.attempts:
+            delivery.state = "failed"
+            if after_attempt is not None:
+                await after_attempt()
+            return
+        for attempt in range(len(delivery.attempts) + 1, self.attempts + 1):
             sent_at = datetime.now(UTC)
             headers = {
                 "webhook-id": delivery.id,
@@ -139,13 +159,17 @@ class Webhooks:
             )
             if status is not None and 200 <= status < 300:
                 delivery.state = "delivered"
+            elif attempt == self.attempts:
+                delivery.state = "failed"
+            if after_attempt is not None:
+                await after_attempt()
+            if delivery.state == "delivered":
                 return
             log.info(
                 "webhook %s attempt %d to %s: %s", delivery.id, attempt, redact_url(endpoint.url), error or status
             )
             if attempt < self.attempts:
                 await asyncio.sleep(min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempt - 1)))
-        delivery.state = "failed"
 
     def log_for(self, job_id: str) -> list[dict[str, Any]]:
         return [asdict(d) for d in self.deliveries.get(job_id, [])]
