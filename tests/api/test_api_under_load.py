@@ -1,7 +1,7 @@
 """The API under many waiting requests, over a live uvicorn (docker/entrypoint.sh `api`, one process, no Celery
 worker, so the edits stay running and every `Prefer: wait` is held to its end).
 
-What the bench (bench/bench_api.py, docs/performance.md "Developer API") measured as the cost: a new PostgreSQL
+What bench/bench_api_costs.py measured as the biggest cost (docs/performance.md "Developer API"): a new PostgreSQL
 connection for every database call (two per plain GET, one per waiter's recheck), each a server process fork. The
 database work now runs on a few threads per process that keep their connections (editor/api/waiting.py)."""
 from __future__ import annotations
