@@ -122,6 +122,7 @@ async def client(base: str, key: str, gets: int, png: bytes, out: dict[str, Any]
                     continue
                 # Only GETs answered while others still wait count: that is the load the target is about.
                 (out["gets_under_load"] if out["waiting"] > 0 else out["gets_after"]).append(took)
+                out["gets_at"].append((t0 - out["began"], took))
                 await asyncio.sleep(0.2)
         except httpx.HTTPError as exc:
             out["errors"].append(f"{type(exc).__name__}: {exc}"[:160])
@@ -130,7 +131,7 @@ async def client(base: str, key: str, gets: int, png: bytes, out: dict[str, Any]
 async def run_clients(base: str, keys: list[str], gets: int) -> dict[str, Any]:
     png = astronaut_png()
     out: dict[str, Any] = {"errors": [], "create_wait": [], "states": [], "gets_under_load": [], "gets_after": [],
-                           "waiting": len(keys)}
+                           "waiting": len(keys), "gets_at": [], "began": time.monotonic()}
 
     async def one(key: str) -> None:
         try:
@@ -211,6 +212,14 @@ def main() -> int:
           f"{pct(under, .95) * 1000:6.1f} ms")
     print(f"GET, all, n / median / p95                {len(every):5d} / {pct(every, .5) * 1000:6.1f} / "
           f"{pct(every, .95) * 1000:6.1f} ms")
+    # When the slow GETs happen: the first windows overlap the 200 uploads being decoded.
+    windows: dict[int, list[float]] = {}
+    for at, took in out["gets_at"]:
+        windows.setdefault(int(at // 10) * 10, []).append(took)
+    for start in sorted(windows):
+        got = windows[start]
+        print(f"  GETs begun {start:3d}-{start + 10:3d} s: n {len(got):5d}, median {pct(got, .5) * 1000:6.1f}, "
+              f"p95 {pct(got, .95) * 1000:6.1f} ms")
     if samples:
         print(f"API threads (all uvicorn processes), max  {max(s[0] for s in samples):5d}")
         print(f"database connections open, max            {max(s[1] for s in samples):5d}")

@@ -319,6 +319,12 @@ def _host_ports(name: str) -> frozenset[tuple[str, int]]:
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 120, min=1)
 # `Prefer: wait=N` holds an answer at most this long (the API's ASGI server waits, no thread does).
 API_MAX_WAIT_SECONDS = env_int("API_MAX_WAIT_SECONDS", 60, min=0, max=300, unit="seconds")
+# The async operations' database work runs on a few threads per API process (editor/api/waiting.py), which keep
+# their connection this long: light calls (key check, reads) on API_DB_THREADS, creates (upload decode, URL
+# fetch) on API_CREATE_THREADS. Connections per process: at most the two added up.
+API_DB_THREADS = env_int("API_DB_THREADS", 4, min=1, max=64)
+API_CREATE_THREADS = env_int("API_CREATE_THREADS", 4, min=1, max=64)
+API_DB_CONN_MAX_AGE = env_int("API_DB_CONN_MAX_AGE", 300, min=0, unit="seconds")
 # Image URLs given to POST /api/v1/edits: hosts allowed ("*": any public host). Internal addresses are refused
 # whatever this says (fashionai/fetch.py's rules), except exact host:port pairs in API_FETCH_ALLOW_INTERNAL.
 API_IMAGE_URL_ALLOW_HOSTS: list[str] = [h.strip().lower() for h in env.list("API_IMAGE_URL_ALLOW_HOSTS", default=["*"])

@@ -26,6 +26,16 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    yield
+    # The API's database threads keep their connections (editor/api/waiting.py); in-process API calls leave them
+    # open, and the test database cannot be dropped under them.
+    from editor.api.waiting import close_database_threads
+
+    close_database_threads()
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -2,7 +2,8 @@
 or selector, answer. Refusals of the site's own commands come back as RFC 9457 problems.
 
 `create_edit` and `get_edit` are async so that `Prefer: wait=N` waits as a coroutine (editor/api/waiting.py);
-their database work runs through `run_sync`, which releases the connection before any wait.
+their database work runs through `run_sync`, on a few threads per process (creates on their own), so no thread
+or connection is held while a request waits.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from editor.api.models import ApiKey, ApiScope
 from editor.api.problems import ApiProblem, problem_response
 from editor.api.ratelimit import hit
 from editor.api.schemas import Credits, Edit, EditPage, Problem
-from editor.api.waiting import parse_prefer_wait, run_sync, wait_until_final
+from editor.api.waiting import CREATES, parse_prefer_wait, run_sync, wait_until_final
 from editor.errors import Refused
 from editor.integrations.outbound import ImageUrlRefused
 from editor.models import EditJob
@@ -78,8 +79,7 @@ class ApiKeyAuth(HttpBearer):
 
 
 class AsyncApiKeyAuth(HttpBearer):
-    """For the async operations (`Prefer: wait`): the same check through `run_sync`, so no thread is held
-    while the request waits."""
+    """For the async operations (`Prefer: wait`): the same check through `run_sync` (the light pool)."""
 
     is_async = True
 
@@ -236,7 +236,7 @@ async def create_edit(
     (N <= 60) answers once the edit is final or after N seconds."""
     key = _need(request, ApiScope.EDITS_WRITE)
     source = ImageSource(upload=image, url=image_url.strip(), photo_id=photo_id)
-    created = await run_sync(api_edit_create)(
+    created = await run_sync(api_edit_create, pool=CREATES)(
         user=key.user, prompt=prompt, clothing=clothing, source=source, idempotency_key=idempotency_key
     )
     job_id = str(created.job.pk)
