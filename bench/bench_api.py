@@ -173,6 +173,8 @@ def main() -> int:
         api = subprocess.Popen([str(ROOT / "docker" / "entrypoint.sh"), "api"], cwd=ROOT, start_new_session=True,
                                env={**env, "API_LISTEN_HOST": "127.0.0.1", "API_LISTEN_PORT": str(port),
                                     "API_WORKERS": str(args.api_workers),
+                                    # As production runs it: DEBUG would also keep every SQL query in memory.
+                                    "DJANGO_DEBUG": "false",
                                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
         samples: list[tuple[int, int]] = []
         stop = threading.Event()
