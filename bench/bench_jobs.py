@@ -182,13 +182,16 @@ def run_naive(fai: Any, *, jobs: int, delay: float, concurrency: int, window: fl
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from bench.naive_app import RESULTS_KEY, naive_edit
+    from bench.naive_app import QUEUE, RESULTS_KEY, naive_edit
 
     client = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
     client.delete(RESULTS_KEY)
     name = default_storage.save("bench/naive-input.png", ContentFile(astronaut_png()))
     url = default_storage.url(name, expire=7200)  # type: ignore[call-arg]
-    worker = CeleryWorker(worker_env(fai, delay), beat=False, concurrency=concurrency, app="bench.naive_app")
+    # Its own queue: CeleryWorker's default queue list is the site's, which the naive app never uses.
+    worker = CeleryWorker(
+        worker_env(fai, delay), beat=False, concurrency=concurrency, app="bench.naive_app", queues=QUEUE
+    )
     worker.start()
     try:
         started = time.time()
