@@ -38,6 +38,8 @@ case "$role" in
     # The finish step (download, decode, re-encode, store) and the full-resolution compose (queue compose) are
     # CPU-bound: prefork processes, one per core, never the I/O threads that poll.
     # -O fair: hand a task to a process only when it is free, so one slow download never blocks the next.
+    # Queue order matters: images first (CELERY_BROKER_TRANSPORT_OPTIONS queue_order_strategy "priority"), so a
+    # free process saves every COMPLETED 512 result before it starts a compose.
     exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" --queues images,compose \
       --concurrency "${CELERY_WORKER_CONCURRENCY:-2}" -O fair -n "images@%h" --without-mingle --without-gossip "$@"
     ;;

@@ -494,9 +494,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: polls are short and many, a greedy worker would hoard them.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Countdowns are short (< 2 min), far below the visibility timeout, so no duplicate redelivery.
+# Countdowns are short (minutes at most), far below the visibility timeout, so no duplicate redelivery.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, min=1, unit="seconds")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # A worker of several queues takes from the first one listed while it has messages (kombu's default is round
+    # robin): the images worker (`--queues images,compose`) saves every COMPLETED 512 result before it starts a
+    # full-resolution compose, which takes seconds.
+    "queue_order_strategy": "priority",
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A poll or submit is one HTTP call; anything this slow is stuck.
 CELERY_TASK_SOFT_TIME_LIMIT = 90
