@@ -452,7 +452,8 @@ FASHION_AI_WEBHOOK_SECRET = env.str("FASHION_AI_WEBHOOK_SECRET", default="") or 
     "whsec_"
     + base64.b64encode(hmac.new(SECRET_KEY.encode(), b"fashion-ai-provider-webhook", hashlib.sha256).digest()).decode()
 )
-# With webhooks a job is still polled, this often: the fallback when a delivery is lost.
+# With webhooks a job is polled this long after it should have been done (its ETA, else the expected time, then
+# this often): the fallback when a delivery is lost.
 FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS = env_float(
     "FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS", 30.0, positive=True, unit="seconds"
 )
@@ -522,9 +523,10 @@ require(FASHION_AI_TIMEOUT_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT,
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Two kinds of work, two queues. The default queue holds the I/O steps (submit, poll, cancel, sweeps: each one HTTP
 # call or a few queries), served by a thread pool that keeps many in flight per process (`--pool threads
-# --concurrency 64`). The finish step (download, decode, re-encode, thumbnail, store: CPU-bound on Pillow) has its
-# own queue on prefork processes, so image work never stalls the polls and a COMPLETED job does not wait behind
-# them. (Thread pools do not enforce the time limits above; every provider call has FASHION_AI_TIMEOUT_SECONDS.)
+# --concurrency 64`). The finish step (download, decode, re-encode, thumbnail, store: Pillow, which releases the GIL
+# in its C loops, and network round trips) has its own queue on the images worker's few threads, so image work
+# never stalls the polls and a COMPLETED job does not wait behind them. (Thread pools do not enforce the time
+# limits above; every provider call has FASHION_AI_TIMEOUT_SECONDS.)
 CELERY_IMAGES_QUEUE = "images"
 # Composing a full-resolution result (seconds of CPU) has its own queue, "compose": the images worker serves it
 # beside the finish step (docker/entrypoint.sh), never the I/O threads, so it never holds up submits and polls;
