@@ -1,8 +1,8 @@
 """Edit jobs, three designs side by side with the same number of Celery worker processes: (a) this design with
 polling (submit + adaptive polling with countdowns), (b) this design with our service's completion webhooks
 (polling only as a 30 s fallback), (c) the naive design (a task that blocks in the SDK's `submit_async(...).wait()`).
-(a) and (b) run one I/O worker process on a thread pool (64 threads) and one images process; (c) two prefork
-processes.
+(a) and (b) run one I/O worker process on a thread pool (64 threads) and one images process (4 threads), as
+docker/entrypoint.sh's worker and images roles; (c) two prefork processes.
 
     .venv/bin/python scripts/testenv.py -- .venv/bin/python bench/bench_jobs.py            # D=60 s, 500 jobs
     .venv/bin/python scripts/testenv.py -- .venv/bin/python bench/bench_jobs.py --quick    # D=3 s, 20 jobs
@@ -14,7 +14,14 @@ Needs what scripts/testenv.py provides (PostgreSQL, Redis, S3). Starts the local
   (c) queues --jobs naive tasks on a `celery -A bench.naive_app worker -c 2` for --naive-window seconds.
 Prints jobs completed per minute, the most jobs in flight at the provider at once, how long jobs waited before
 being submitted, status calls per job and the delay from the provider marking a job COMPLETED to our copy being
-stored (median, p95). The provider's completion time is taken as our submit time + its metrics.total_time.
+stored (median, p95). The provider's completion time is taken as our submit time + its metrics.total_time. Beside
+it, from our own timestamps: from our seeing COMPLETED (a poll or the webhook) to stored, and the longest the
+finish queue ("images") and the I/O queue ("celery", countdowns excluded: Celery holds those in the worker) got.
+
+    .venv/bin/python scripts/testenv.py -- .venv/bin/python bench/bench_jobs.py --flood 5000
+
+instead runs N jobs at once through design (a) on the same 2 worker processes (provider D = --delay): how many
+were at the provider at once, that none was lost, and each worker process's memory (RSS, sampled every second).
 """
 from __future__ import annotations
 
@@ -99,6 +106,29 @@ def worker_env(fai: Any, delay: float, base: dict[str, str] | None = None) -> di
     return env
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process (Linux /proc), MB; 0 once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """A worker's main process and its children (the prefork pool, an embedded beat)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(int(child) for child in children)]
+
+
+IMAGES_THREADS = 4  # as docker/entrypoint.sh's images role (CELERY_WORKER_CONCURRENCY)
+
+
 def run_ours(
     fai: Any, *, jobs: int, delay: float, concurrency: int, env: dict[str, str] | None = None,
     webhook_url: str = "",
@@ -118,14 +148,21 @@ def run_ours(
     photo.save()
     environment = worker_env(fai, delay, env)
     environment.update({"FASHION_AI_WEBHOOK_URL": webhook_url, "FASHION_AI_WEBHOOK_SECRET": WEBHOOK_SECRET})
-    # One I/O process on threads and one images process: `concurrency` (2) processes in all.
+    # One I/O process on threads and one images process on threads (docker/entrypoint.sh's worker and images
+    # roles): `concurrency` (2) processes in all.
     workers = [
         CeleryWorker(environment, beat=True, concurrency=64, pool="threads", queues="celery").start(),
-        CeleryWorker(environment, beat=False, concurrency=max(1, concurrency - 1), queues="images").start(),
+        CeleryWorker(
+            environment, beat=False, concurrency=IMAGES_THREADS, pool="threads", queues="images,compose"
+        ).start(),
     ]
     worker = workers[0]
-    peak = {"submitted": 0}
+    peak: dict[str, float] = {"submitted": 0, "images": 0, "celery": 0}
+    memory: dict[str, float] = {}  # "<worker> pid <pid>" -> peak RSS MB
     stop = threading.Event()
+    import redis
+
+    broker = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
 
     def sample() -> None:
         from django.db import connection
@@ -133,6 +170,13 @@ def run_ours(
         while not stop.is_set():
             n = EditJob.objects.filter(owner=user, state="submitted").count()
             peak["submitted"] = max(peak["submitted"], n)
+            for queue in ("images", "celery"):
+                peak[queue] = max(peak[queue], int(broker.llen(queue)))
+            for name, each in zip(("I/O worker", "images worker"), workers, strict=True):
+                if each.process is not None:
+                    for pid in process_tree(each.process.pid):
+                        key = f"{name} pid {pid}"
+                        memory[key] = max(memory.get(key, 0.0), rss_mb(pid))
             time.sleep(0.5)
         connection.close()
 
@@ -144,7 +188,7 @@ def run_ours(
             for n in range(jobs)
         ]
         sampler.start()
-        deadline = time.time() + delay * 3 + 120
+        deadline = time.time() + delay * 3 + 120 + jobs * 0.2  # a flood takes longer to drain
         while EditJob.objects.filter(pk__in=ids, state__in=EditJob.IN_FLIGHT_STATES).exists():
             if time.time() > deadline:
                 print("ours: timed out; worker log tail:\n", worker.log()[-3000:])
@@ -162,6 +206,8 @@ def run_ours(
         j.finished_at.timestamp() - (j.submitted_at.timestamp() + float(j.provider_metrics.get("total_time", 0)))
         for j in done
     ]
+    # Our own clock only: from the poll or webhook that saw COMPLETED to the 512 result stored.
+    seen_delays = [(j.finished_at - j.provider_completed_at).total_seconds() for j in done if j.provider_completed_at]
     waits = [(j.submitted_at - j.created_at).total_seconds() for j in rows if j.submitted_at]
     return {
         "completed": len(done),
@@ -174,6 +220,11 @@ def run_ours(
         "calls_max": max((j.poll_count for j in done), default=0),
         "store_median": statistics.median(store_delays) if store_delays else float("nan"),
         "store_p95": pct(store_delays, 0.95),
+        "seen_median": statistics.median(seen_delays) if seen_delays else float("nan"),
+        "images_queue_max": peak["images"],
+        "celery_queue_max": peak["celery"],
+        "lost": sum(1 for j in rows if j.state in EditJob.IN_FLIGHT_STATES),
+        "memory": memory,
     }
 
 
@@ -182,13 +233,16 @@ def run_naive(fai: Any, *, jobs: int, delay: float, concurrency: int, window: fl
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from bench.naive_app import RESULTS_KEY, naive_edit
+    from bench.naive_app import QUEUE, RESULTS_KEY, naive_edit
 
     client = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
     client.delete(RESULTS_KEY)
     name = default_storage.save("bench/naive-input.png", ContentFile(astronaut_png()))
     url = default_storage.url(name, expire=7200)  # type: ignore[call-arg]
-    worker = CeleryWorker(worker_env(fai, delay), beat=False, concurrency=concurrency, app="bench.naive_app")
+    # Its own queue: CeleryWorker's default queue list is the site's, which the naive app never uses.
+    worker = CeleryWorker(
+        worker_env(fai, delay), beat=False, concurrency=concurrency, app="bench.naive_app", queues=QUEUE
+    )
     worker.start()
     try:
         started = time.time()
@@ -218,6 +272,9 @@ def run_naive(fai: Any, *, jobs: int, delay: float, concurrency: int, window: fl
         "store_median": statistics.median(store_delays) if store_delays else float("nan"),
         "store_p95": pct(store_delays, 0.95),
         "left_waiting": jobs - len(records),
+        "seen_median": float("nan"),
+        "images_queue_max": float("nan"),
+        "celery_queue_max": float("nan"),
     }
 
 
@@ -228,6 +285,8 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="Celery worker processes for each design")
     parser.add_argument("--naive-window", type=float, default=None, help="seconds to run the naive design")
     parser.add_argument("--quick", action="store_true", help="D=3 s, 20 jobs: a smoke run")
+    parser.add_argument("--flood", type=int, default=0, metavar="N",
+                        help="only N jobs at once through (a): none lost, each worker's memory")
     args = parser.parse_args()
     if args.quick:
         args.delay, args.jobs = 3.0, 20
@@ -237,6 +296,8 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    if args.flood:
+        return flood(jobs=args.flood, delay=args.delay, processes=args.processes)
     site_url, site = serve_site()
     hooks = {"FASHIONAI_WEBHOOK_ALLOW_INTERNAL": site_url.removeprefix("http://")}
     with run_fashionai(engine="passthrough", delay=args.delay, workers=1, retention=3600, env=hooks) as fai:
@@ -259,12 +320,42 @@ def main() -> int:
         ("status calls per job, max", "calls_max", "{:.0f}"),
         ("COMPLETED -> stored, median s", "store_median", "{:.2f}"),
         ("COMPLETED -> stored, p95 s", "store_p95", "{:.2f}"),
+        ("COMPLETED seen -> stored, med s", "seen_median", "{:.2f}"),
+        ("longest finish queue", "images_queue_max", "{:.0f}"),
+        ("longest I/O queue", "celery_queue_max", "{:.0f}"),
     ]
     print(f"{'':32} {'(a) polling':>14} {'(b) webhooks':>14} {'(c) naive wait()':>18}")
     for label, key, fmt in rows:
         print(f"{label:32} {fmt.format(ours[key]):>14} {fmt.format(hooked[key]):>14} {fmt.format(naive[key]):>18}")
     print(f"{'naive jobs never started':32} {'':>14} {'':>14} {naive['left_waiting']:>18}")
     return 0 if ours["completed"] == args.jobs == hooked["completed"] else 1
+
+
+def flood(*, jobs: int, delay: float, processes: int) -> int:
+    """N jobs at once on the same worker processes: at the provider together, none lost, memory per process."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    # The engine's passthrough runs one job at a time per engine worker: two keep the provider's queue moving. The
+    # provider's per-key limits (1000 unfinished, 1200 submits a minute) and its 256 MiB queue would answer 429
+    # long before 5,000: lifted, so the site's workers, not the provider, are what is measured.
+    limits = {"FASHIONAI_MAX_INFLIGHT_PER_KEY": "0", "FASHIONAI_RATE_LIMIT": "0",
+              "FASHIONAI_MAX_QUEUE_BYTES": str(4 * 1024**3), "FASHIONAI_MAX_QUEUE": str(max(10000, 2 * jobs))}
+    with run_fashionai(engine="passthrough", delay=delay, workers=2, retention=3600, env=limits) as fai:
+        result = run_ours(fai, jobs=jobs, delay=delay, concurrency=processes)
+    print(f"\nEdit jobs, flood: {jobs} submitted at once, provider --engine passthrough --delay {delay:g}, design (a), "
+          f"{processes} worker processes\n")
+    print(f"{'jobs completed':40} {result['completed']:>8}")
+    print(f"{'jobs failed':40} {result['failed']:>8}")
+    print(f"{'jobs lost (still in flight at the end)':40} {result['lost']:>8}")
+    print(f"{'most jobs in flight at once':40} {result['peak_in_flight']:>8.0f}")
+    print(f"{'wait before submit, median / max s':40} {result['wait_median']:>8.2f} / {result['wait_max']:.2f}")
+    print(f"{'status calls per job, mean / max':40} {result['calls']:>8.1f} / {result['calls_max']}")
+    print(f"{'COMPLETED -> stored, median / p95 s':40} {result['store_median']:>8.2f} / {result['store_p95']:.2f}")
+    print("peak resident memory (RSS) per worker process:")
+    for name, mb in sorted(result["memory"].items()):
+        print(f"  {name:38} {mb:>8.1f} MB")
+    return 0 if result["completed"] == jobs and result["lost"] == 0 else 1
 
 
 if __name__ == "__main__":

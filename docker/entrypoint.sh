@@ -2,7 +2,8 @@
 # Entry point of the site image: one image, one role per container.
 #   web      gunicorn (docker/gunicorn.conf.py)
 #   api      uvicorn for /api/ (ASGI: `Prefer: wait` waits as a coroutine, not a thread; docs/api.md)
-#   worker   Celery worker (CELERY_WORKER_CONCURRENCY processes, one message each at a time): submits and polls
+#   worker   Celery worker, CELERY_IO_CONCURRENCY threads (default 64): submits and polls
+#   images   Celery worker, CELERY_WORKER_CONCURRENCY threads (default 4): finish (the 512 result) and compose
 #   composer optional: a worker of the compose queue alone (full-resolution results; the images role serves that
 #            queue too), COMPOSE_WORKER_CONCURRENCY processes, default 1
 #   beat     Celery beat (run exactly ONE, whatever the number of workers)
@@ -35,11 +36,15 @@ case "$role" in
       --concurrency "${CELERY_IO_CONCURRENCY:-64}" -n "io@%h" --without-mingle --without-gossip "$@"
     ;;
   images)
-    # The finish step (download, decode, re-encode, store) and the full-resolution compose (queue compose) are
-    # CPU-bound: prefork processes, one per core, never the I/O threads that poll.
-    # -O fair: hand a task to a process only when it is free, so one slow download never blocks the next.
-    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" --queues images,compose \
-      --concurrency "${CELERY_WORKER_CONCURRENCY:-2}" -O fair -n "images@%h" --without-mingle --without-gossip "$@"
+    # The finish step (download, decode, re-encode, store) and the full-resolution compose (queue compose), never
+    # on the I/O threads that poll. A few threads, not prefork processes: half of a finish waits on the network
+    # (~104 ms wall, ~58 ms CPU per 512 result) and Pillow, numpy and OpenCV release the GIL in their C loops, so
+    # one prefork process idled through every round trip (bench_jobs, 500 at once: COMPLETED -> stored median
+    # 18 s with one prefork process, 4.3 s with 4 threads; docs/performance.md "Edit jobs").
+    # Queue order matters: images first (CELERY_BROKER_TRANSPORT_OPTIONS queue_order_strategy "priority"), so a
+    # free thread saves every COMPLETED 512 result before it starts a compose.
+    exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" --queues images,compose --pool threads \
+      --concurrency "${CELERY_WORKER_CONCURRENCY:-4}" -n "images@%h" --without-mingle --without-gossip "$@"
     ;;
   composer)
     exec celery -A fashionsite worker --loglevel "${LOG_LEVEL:-INFO}" -Q compose -n "compose@%h" \

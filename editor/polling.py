@@ -5,6 +5,11 @@ the time left until E), densely (every `min_interval`) around E, and with a slow
 overdue. With E = 64 s, fraction 0.5, a 1 s floor and the 30 s cap (the defaults), a job finishing at 64 s is
 asked at about 30, 47, 55.5, 59.8, 61.9, 62.9, 63.9, 64.9 s: 8 status calls, and COMPLETED is seen at most ~1 s
 after it happens (`poll_schedule` computes this; tests/jobs/test_jobs_polling.py checks it).
+A provider that says when the job should be done (our service's `eta_seconds`, or a Retry-After on an
+in-progress status) is asked again just after that instead: a job of D seconds then costs 2 status calls (the
+first, sparse one and the one that sees it done) whatever D is.
+With completion webhooks a poll only covers a lost delivery: it comes `fallback` seconds after the job should
+have been done (`webhook_fallback_delay`), so a delivered job costs no status call at all.
 Transient errors (429, 5xx, network) back off exponentially, honouring the provider's Retry-After or
 x-rate-limit-reset-at-utc, and never exceed a cap far below the broker's visibility timeout.
 """
@@ -23,6 +28,7 @@ class PollPolicy:
     approach_fraction: float = 0.5  # while young, wait this share of the time left until the expected finish
     backoff_max: float = 60.0  # longest countdown after errors
     overdue_growth: float = 0.2  # once overdue, the interval grows by this share of the overdue time
+    eta_margin: float = 0.25  # asked this long after the provider's ETA (its clock and ours differ a little)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_interval <= self.max_interval:
@@ -31,9 +37,12 @@ class PollPolicy:
             raise ValueError("approach_fraction must be in (0, 1]")
 
 
-def next_poll_delay(*, age: float, expected: float, policy: PollPolicy) -> float:
+def next_poll_delay(*, age: float, expected: float, policy: PollPolicy, eta: float | None = None) -> float:
     """Seconds to wait before the next status call for a job submitted `age` seconds ago that is expected
-    to finish after `expected` seconds."""
+    to finish after `expected` seconds. `eta`: the provider's own word on the seconds left, when it gave one."""
+    if eta is not None and eta > 0:
+        # The provider knows its queue and its engine: ask once it should be done, not on the way there.
+        return _clamp(eta + policy.eta_margin, policy.min_interval, policy.max_interval)
     age = max(0.0, age)
     expected = max(policy.min_interval, expected)
     remaining = expected - age
@@ -45,6 +54,19 @@ def next_poll_delay(*, age: float, expected: float, policy: PollPolicy) -> float
         overdue = max(0.0, -remaining)
         delay = policy.min_interval + policy.overdue_growth * overdue
     return _clamp(delay, policy.min_interval, policy.max_interval)
+
+
+WEBHOOK_WAIT_INTERVALS = 10  # a fallback poll never waits more than this many max_intervals past the fallback
+
+
+def webhook_fallback_delay(
+    *, age: float, expected: float, policy: PollPolicy, fallback: float, eta: float | None = None
+) -> float:
+    """With completion webhooks: seconds until the poll that covers a lost delivery, `fallback` seconds after
+    the job should have been done (the provider's `eta` when it gave one, else `expected`)."""
+    remaining = eta if eta is not None else expected - max(0.0, age)
+    remaining = _clamp(remaining, 0.0, WEBHOOK_WAIT_INTERVALS * policy.max_interval)
+    return max(policy.min_interval, remaining + fallback)
 
 
 def backoff_delay(*, errors: int, policy: PollPolicy, retry_after: float | None = None) -> float:
@@ -90,17 +112,21 @@ def retry_after_seconds(headers: dict[str, str], *, now: datetime | None = None)
     return max(0.0, max(hints))
 
 
-def poll_schedule(*, finish_at: float, expected: float, policy: PollPolicy) -> list[float]:
-    """The ages at which a job finishing at `finish_at` is polled, the last one seeing it done.
+def poll_schedule(
+    *, finish_at: float, expected: float, policy: PollPolicy, provider_eta: bool = False
+) -> list[float]:
+    """The ages at which a job finishing at `finish_at` is polled, the last one seeing it done. With
+    `provider_eta` each in-progress answer carries the true seconds left (as our service's `eta_seconds` does).
 
     Used by tests and the docs to show the cost of the schedule; the tasks call `next_poll_delay`."""
     ages: list[float] = []
-    age = next_poll_delay(age=0.0, expected=expected, policy=policy)
+    age = next_poll_delay(age=0.0, expected=expected, policy=policy)  # the submit answer carries no ETA
     while True:
         ages.append(age)
         if age >= finish_at or len(ages) > 10_000:
             return ages
-        age += next_poll_delay(age=age, expected=expected, policy=policy)
+        eta = finish_at - age if provider_eta else None
+        age += next_poll_delay(age=age, expected=expected, policy=policy, eta=eta)
 
 
 def _clamp(value: float, low: float, high: float) -> float:

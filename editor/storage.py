@@ -17,12 +17,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, cast
 
+import boto3
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile, File
@@ -45,6 +48,39 @@ EXPORTS_PREFIX = "exports"
 RESULT_EXTENSIONS = (".png", ".jpg")
 JOB_THUMBNAIL_EXTENSION = ".webp"
 FULL_RESULT_SUFFIX = "-full.jpg"
+
+
+class S3MediaStorage(S3Storage):  # type: ignore[misc]  # django-storages is untyped
+    """django-storages' S3 backend, with one boto3 session per process instead of one per thread.
+
+    S3Storage keeps a boto3 resource per thread (resources are not thread-safe) and builds each from a new session,
+    which loads and parses S3's service model again: ~65 ms of CPU under the GIL per thread. The I/O worker's
+    64 threads paid that at the first burst of submits, the main cause of 500 edits waiting up to 12 s to reach
+    the provider (docs/performance.md "Edit jobs"). Each thread still gets its own resource; only the session, and
+    so the parsed model, is shared: a thread's first connection then costs ~4 ms. Sessions are not thread-safe,
+    so resources are made from it under a lock (once per thread)."""
+
+    _session_lock = threading.Lock()
+
+    def _create_session(self) -> boto3.Session:
+        shared: tuple[int, boto3.Session] | None = getattr(self, "_shared_session", None)
+        if shared is None or shared[0] != os.getpid():  # a forked child makes its own
+            shared = (os.getpid(), super()._create_session())
+            self._shared_session = shared
+        return shared[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("_shared_session", None)  # not picklable; the copy makes its own
+        return state
+
+    @property
+    def connection(self) -> Any:
+        connection = getattr(self._connections, "connection", None)
+        if connection is None:
+            with self._session_lock:
+                connection = super().connection
+        return connection
 
 
 def _backend() -> Storage:

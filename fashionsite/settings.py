@@ -216,7 +216,8 @@ if DEBUG:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 if USE_S3:
     STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        # django-storages' S3Storage with one boto3 session per process (editor/storage.py says why).
+        "BACKEND": "editor.storage.S3MediaStorage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
@@ -457,7 +458,8 @@ FASHION_AI_WEBHOOK_SECRET = env.str("FASHION_AI_WEBHOOK_SECRET", default="") or 
     "whsec_"
     + base64.b64encode(hmac.new(SECRET_KEY.encode(), b"fashion-ai-provider-webhook", hashlib.sha256).digest()).decode()
 )
-# With webhooks a job is still polled, this often: the fallback when a delivery is lost.
+# With webhooks a job is polled this long after it should have been done (its ETA, else the expected time, then
+# this often): the fallback when a delivery is lost.
 FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS = env_float(
     "FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS", 30.0, positive=True, unit="seconds"
 )
@@ -499,9 +501,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: polls are short and many, a greedy worker would hoard them.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Countdowns are short (< 2 min), far below the visibility timeout, so no duplicate redelivery.
+# Countdowns are short (minutes at most), far below the visibility timeout, so no duplicate redelivery.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, min=1, unit="seconds")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # A worker of several queues takes from the first one listed while it has messages (kombu's default is round
+    # robin): the images worker (`--queues images,compose`) saves every COMPLETED 512 result before it starts a
+    # full-resolution compose, which takes seconds.
+    "queue_order_strategy": "priority",
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A poll or submit is one HTTP call; anything this slow is stuck.
 CELERY_TASK_SOFT_TIME_LIMIT = 90
@@ -521,9 +529,10 @@ require(FASHION_AI_TIMEOUT_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT,
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Two kinds of work, two queues. The default queue holds the I/O steps (submit, poll, cancel, sweeps: each one HTTP
 # call or a few queries), served by a thread pool that keeps many in flight per process (`--pool threads
-# --concurrency 64`). The finish step (download, decode, re-encode, thumbnail, store: CPU-bound on Pillow) has its
-# own queue on prefork processes, so image work never stalls the polls and a COMPLETED job does not wait behind
-# them. (Thread pools do not enforce the time limits above; every provider call has FASHION_AI_TIMEOUT_SECONDS.)
+# --concurrency 64`). The finish step (download, decode, re-encode, thumbnail, store: Pillow, which releases the GIL
+# in its C loops, and network round trips) has its own queue on the images worker's few threads, so image work
+# never stalls the polls and a COMPLETED job does not wait behind them. (Thread pools do not enforce the time
+# limits above; every provider call has FASHION_AI_TIMEOUT_SECONDS.)
 CELERY_IMAGES_QUEUE = "images"
 # Composing a full-resolution result (seconds of CPU) has its own queue, "compose": the images worker serves it
 # beside the finish step (docker/entrypoint.sh), never the I/O threads, so it never holds up submits and polls;

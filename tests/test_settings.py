@@ -196,3 +196,16 @@ def test_every_checked_variable_is_documented_in_env_example() -> None:
     documented = {line.lstrip("# ").split("=", 1)[0] for line in example if "=" in line and " " not in
                   line.lstrip("# ").split("=", 1)[0]}
     assert read - documented == set()
+
+
+def test_the_images_worker_runs_threads_and_takes_finish_before_compose() -> None:
+    """A 512 result waits for no full-resolution compose (seconds of CPU): the images worker lists its queues
+    images first and takes from the first queue that has messages (kombu's default, round robin, alternates).
+    It runs threads: half of a finish waits on the network, which one prefork process sat through."""
+    from fashionsite.celery import app
+
+    assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
+    entrypoint = (Path(__file__).resolve().parents[1] / "docker" / "entrypoint.sh").read_text()
+    images_role = entrypoint.split("  images)", 1)[1].split(";;", 1)[0]
+    assert "--queues images,compose" in images_role
+    assert "--pool threads" in images_role

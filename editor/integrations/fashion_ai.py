@@ -281,7 +281,10 @@ def _fetch(which: str, **handle: str) -> ProviderAnswer:
         return ProviderAnswer(
             Outcome.RETRY, body=body, http_status=200, detail=f"unexpected status {provider_status!r}"
         )
-    return ProviderAnswer(Outcome.OK, body=body, http_status=200)
+    # An in-progress answer may say when asking again is worth it (ours: Retry-After from its ETA).
+    in_progress = provider_status != ProviderStatus.COMPLETED
+    hint = retry_after_seconds(getattr(_state, "last_headers", {}) or {}) if in_progress else None
+    return ProviderAnswer(Outcome.OK, body=body, http_status=200, retry_after=hint)
 
 
 def _from_error(exc: SegmindError, *, submitting: bool) -> ProviderAnswer:

@@ -21,7 +21,7 @@ from editor import images, provenance, storage
 from editor.integrations import fashion_ai
 from editor.integrations.fashion_ai import Outcome, ProviderAnswer
 from editor.models import EditJob, OperatorAlert, ProviderError
-from editor.polling import PollPolicy, backoff_delay, next_poll_delay
+from editor.polling import PollPolicy, backoff_delay, next_poll_delay, webhook_fallback_delay
 from editor.progress import CONTENT_BLOCKED_MESSAGE, ERROR_CONTENT_BLOCKED, ERROR_REFUSED, ProviderStatus
 from editor.provider_time import expected_provider_seconds, poll_policy
 from editor.services.job_state import (
@@ -95,7 +95,7 @@ def edit_job_run_submit(*, job_id: str) -> NextStep:
         start_within=float(settings.FASHION_AI_JOB_DEADLINE_SECONDS),
     )
     if answer.ok:
-        first = _fallback(next_poll_delay(age=0.0, expected=expected_provider_seconds(), policy=poll_policy()))
+        first = _next_poll_in(age=0.0, eta=None)
         if edit_job_mark_submitted(
             job_id=job.pk,
             request_id=str(answer.body["request_id"]),
@@ -155,7 +155,7 @@ def edit_job_run_poll(*, job_id: str) -> NextStep:
             edit_job_record_progress(job_id=job.pk, provider_status=ProviderStatus.COMPLETED, next_poll_in=0.0)
             return NextStep("finish")
         age = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
-        delay = _fallback(next_poll_delay(age=age, expected=expected_provider_seconds(), policy=policy))
+        delay = _next_poll_in(age=age, eta=_provider_eta(answer))
         edit_job_record_progress(job_id=job.pk, provider_status=provider_status, next_poll_in=delay)
         return NextStep("poll", delay)
     _record_error(answer, job_id=job.pk, call="status")
@@ -356,9 +356,24 @@ def ensure_webhook_registered() -> None:
         log.warning("webhook registration failed (%s %s); polling only", answer.outcome, answer.detail)
 
 
-def _fallback(delay: float) -> float:
-    """With webhooks, a poll is only the fallback for a lost delivery: not sooner than the fallback interval."""
-    return max(delay, settings.FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS) if settings.FASHION_AI_WEBHOOKS else delay
+def _next_poll_in(*, age: float, eta: float | None) -> float:
+    """When to ask next. With webhooks a poll only covers a lost delivery: it comes the fallback interval after the
+    job should have been done, so a delivered job costs no status call (editor/polling.py)."""
+    if settings.FASHION_AI_WEBHOOKS:
+        return webhook_fallback_delay(
+            age=age, expected=expected_provider_seconds(), policy=poll_policy(),
+            fallback=settings.FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS, eta=eta,
+        )
+    return next_poll_delay(age=age, expected=expected_provider_seconds(), policy=poll_policy(), eta=eta)
+
+
+def _provider_eta(answer: ProviderAnswer) -> float | None:
+    """Seconds until the provider expects the job done: our service's `eta_seconds`, else a Retry-After on the
+    in-progress status; None from a provider that says neither (Segmind's cloud)."""
+    eta = answer.body.get("eta_seconds")
+    if isinstance(eta, int | float) and not isinstance(eta, bool) and eta >= 0:
+        return float(eta)
+    return answer.retry_after
 
 
 # ================================================================================================ cancel

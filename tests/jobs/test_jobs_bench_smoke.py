@@ -24,3 +24,15 @@ def test_bench_measures_this_design(celery_worker_factory: Any, settings: Any) -
     assert result["peak_in_flight"] >= 1
     assert 1 <= result["calls"] <= 12
     assert result["store_median"] >= 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_naive_design_completes_jobs(settings: Any) -> None:
+    """The naive design's worker must serve the naive app's own queue: with the default queue list it started
+    nothing (0 of 500 completed)."""
+    import bench.bench_jobs as bench
+
+    with run_fashionai(delay=0.3) as fai:
+        result = bench.run_naive(fai, jobs=2, delay=0.3, concurrency=2, window=6.0)
+    assert result["completed"] == 2, result
+    assert result["left_waiting"] == 0

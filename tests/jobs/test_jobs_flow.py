@@ -183,3 +183,24 @@ def test_worker_killed_mid_polling_then_a_new_worker_finishes_every_job(
     assert [j.state for j in done] == [EditJob.State.SUCCEEDED] * 5
     assert all(job.result_image.name for job in done)
     assert balance(user) == 0 == credits_ledger_sum(user_id=user.pk)
+
+
+def test_the_providers_eta_keeps_status_calls_to_about_two_per_job(
+    celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    """Our service's status says when a running job should be done; the poll after it comes just then. On the
+    geometric approach alone a 3 s job expected to take 3 s (0.2 s floor) cost ~8 status calls."""
+    with run_fashionai(delay=3.0) as fai:
+        worker = celery_worker_factory(fashionai=fai, env={"FASHION_AI_EXPECTED_SECONDS": "3"})
+        user = funded_user(3)
+        photo = make_photo(user)
+        ids = [edit_job_submit(user=user, photo=photo, prompt=f"a red shirt {n}", clothing="topwear").pk
+               for n in range(3)]
+        done = wait_for_jobs(ids, timeout=40, worker=worker)
+    assert [job.state for job in done] == ["succeeded"] * 3
+    assert all(1 <= job.poll_count <= 3 for job in done), [job.poll_count for job in done]
+    # ...and COMPLETED is still seen at once: within the ETA margin plus a task's start, not a poll interval later.
+    for job in done:
+        assert job.provider_completed_at is not None and job.submitted_at is not None
+        late = (job.provider_completed_at - job.submitted_at).total_seconds() - job.provider_metrics["total_time"]
+        assert late < 1.5, late

@@ -120,6 +120,31 @@ def test_a_job_finishes_from_the_webhook_with_no_status_call(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_fallback_poll_waits_until_the_job_should_be_done(
+    live_server: Any, webhooks_on: Any, celery_worker_factory: Any, funded_user: Any, make_photo: Any
+) -> None:
+    """A fallback interval shorter than the job: the poll still comes only once the job should have been done
+    (it polled at the fallback interval from the submit: ~2 status calls per delivered job, 1.9 in bench_jobs)."""
+    host_port = live_server.url.removeprefix("http://")
+    env = {"FASHIONAI_WEBHOOK_ALLOW_INTERNAL": host_port, "FASHIONAI_WEBHOOK_BACKOFF": "0.2"}
+    with run_fashionai(delay=4.0, env=env) as fai:
+        worker = celery_worker_factory(fashionai=fai, env={
+            "FASHION_AI_WEBHOOK_URL": f"{live_server.url}{URL}",
+            "FASHION_AI_WEBHOOK_SECRET": SECRET,
+            "FASHION_AI_WEBHOOK_FALLBACK_POLL_SECONDS": "1.5",
+            "FASHION_AI_EXPECTED_SECONDS": "4",
+        })
+        user = funded_user(3)
+        photo = make_photo(user)
+        ids = [edit_job_submit(user=user, photo=photo, prompt=f"a red shirt {n}", clothing="topwear").pk
+               for n in range(3)]
+        done = wait_final(ids, timeout=40, worker=worker)
+    assert [j.state for j in done] == ["succeeded"] * 3
+    assert [j.poll_count for j in done] == [0] * 3  # the webhook came first: no status call
+    assert_consistent([user])
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_lost_webhook_still_finishes_by_polling(
     webhooks_on: Any, celery_worker_factory: Any, funded_user: Any, make_photo: Any
 ) -> None:
