@@ -171,6 +171,16 @@ async def _check(url: str, policy: FetchPolicy, resolve: Resolver) -> _Target:
     return _Target(scheme=scheme, host=host, port=port, path=path, address=addresses[0])
 
 
+# What httpcore raises when a connection could not be made or broke off (both fetch paths map it to one error).
+CONNECTION_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ConnectionNotAvailable,
+)
+
+
 async def fetch_image(url: str, policy: FetchPolicy, *, resolve: Resolver = system_resolve) -> bytes:
     """GET the URL under `policy` (up to 3 checked redirects) and return the body; FetchError on any problem."""
     backend = _PinnedBackend()
@@ -204,13 +214,7 @@ async def fetch_image(url: str, policy: FetchPolicy, *, resolve: Resolver = syst
         raise FetchError(f"larger than {policy.max_bytes} bytes") from None
     except TimeoutError:
         raise FetchError(f"no complete answer within {policy.timeout:g} s") from None
-    except (
-        httpcore.TimeoutException,
-        httpcore.NetworkError,
-        httpcore.ProtocolError,
-        httpcore.UnsupportedProtocol,
-        httpcore.ConnectionNotAvailable,
-    ) as exc:
+    except CONNECTION_ERRORS as exc:
         raise FetchError(f"connection failed ({exc.__class__.__name__})") from None
 
 
@@ -257,11 +261,5 @@ async def post_checked(
                 return Answer(status=resp.status, body=bytes(kept))
     except TimeoutError:
         raise FetchError(f"no answer within {policy.timeout:g} s") from None
-    except (
-        httpcore.TimeoutException,
-        httpcore.NetworkError,
-        httpcore.ProtocolError,
-        httpcore.UnsupportedProtocol,
-        httpcore.ConnectionNotAvailable,
-    ) as exc:
+    except CONNECTION_ERRORS as exc:
         raise FetchError(f"connection failed ({exc.__class__.__name__})") from None

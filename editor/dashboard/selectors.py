@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from editor.dashboard.histogram import histogram_merge, histogram_quantile
 from editor.dashboard.models import DailyUsage, DailyUserUsage, SignupRecord
-from editor.dashboard.services import DayUsage, day_bounds, local_today, usage_day_compute
+from editor.dashboard.services import DayUsage, day_bounds, local_today, refused_jobs, usage_day_compute
 from editor.models import (
     ZERO_DECIMAL_CURRENCIES,
     CreditAccount,
@@ -29,7 +29,6 @@ from editor.models import (
     Purchase,
     WrongResultReport,
 )
-from editor.progress import USER_CAUSED_ERRORS
 from fashionsite.heartbeat import HeartbeatsUnavailable, worker_heartbeats
 
 # The error kinds the dashboard always shows, in this order (others appear after them when present).
@@ -314,7 +313,7 @@ def recent_faults(*, now: datetime, window: timedelta = timedelta(hours=1)) -> R
     """One range scan on the finished_at index. Refusals (the person's photo or prompt) never count as faults,
     so a run of photos with nobody in them cannot page an operator."""
     final = [EditJob.State.SUCCEEDED, EditJob.State.FAILED, EditJob.State.EXPIRED]
-    refused = Q(state=EditJob.State.FAILED, error_code__in=sorted(USER_CAUSED_ERRORS))
+    refused = refused_jobs()
     row = EditJob.objects.filter(finished_at__gte=now - window, finished_at__lte=now, state__in=final).aggregate(
         total=Count("id"),
         refused=Count("id", filter=refused),

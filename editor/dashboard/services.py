@@ -42,6 +42,11 @@ class DayUsage:
     users: dict[int, DailyUserUsage] = field(default_factory=dict)
 
 
+def refused_jobs() -> Q:
+    """Failed edits the person's photo or prompt caused: counted apart from failures, never provider faults."""
+    return Q(state=EditJob.State.FAILED, error_code__in=sorted(USER_CAUSED_ERRORS))
+
+
 def usage_day_compute(*, day: date, now: datetime | None = None) -> DayUsage:
     start, end = day_bounds(day)
     usage = DailyUsage(day=day, built_at=now or timezone.now())
@@ -58,8 +63,9 @@ def usage_day_compute(*, day: date, now: datetime | None = None) -> DayUsage:
         EditJob.State.FAILED: "jobs_failed",
         EditJob.State.EXPIRED: "jobs_expired",
     }
-    refused = Q(state=EditJob.State.FAILED, error_code__in=sorted(USER_CAUSED_ERRORS))
-    counted = jobs.order_by().values("owner_id", "state").annotate(n=Count("id"), refused=Count("id", filter=refused))
+    counted = jobs.order_by().values("owner_id", "state").annotate(
+        n=Count("id"), refused=Count("id", filter=refused_jobs())
+    )
     for row in counted:
         per_user = user_row(row["owner_id"])
         per_user.jobs_total += row["n"]
